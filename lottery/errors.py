@@ -1,0 +1,78 @@
+"""Errors a user can cause with what they send or ask for.
+
+Each carries a stable ``code`` (snake_case) that the API returns in problem+json and the
+client maps back to an exception, and a ``detail`` sentence for people. The API turns
+every ``LotteryError`` into a 4xx without knowing the subclasses.
+"""
+
+from __future__ import annotations
+
+
+class LotteryError(ValueError):
+    """Base of every user-caused error in ``lottery``; ``status`` is the HTTP status."""
+
+    code: str = "invalid_ticket"
+    status: int = 422
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class UnknownArchitectureError(LotteryError):
+    code = "unknown_architecture"
+
+
+class UnknownTaskError(LotteryError):
+    code = "unknown_task"
+
+
+class UnknownInitSchemeError(LotteryError):
+    code = "unknown_init_scheme"
+
+
+class IncompatibleTaskError(LotteryError):
+    """The architecture cannot take this task's input (e.g. a conv net on 1-D data)."""
+
+    code = "incompatible_task"
+
+
+class TaskUnavailableError(LotteryError):
+    """The task is known but its data is not on this machine."""
+
+    code = "task_unavailable"
+    status = 409
+
+
+class InvalidManifestError(LotteryError):
+    code = "invalid_manifest"
+
+
+class InvalidSafetensorsError(LotteryError):
+    """Bytes that are not a well-formed safetensors file (truncated, pickle, ...)."""
+
+    code = "invalid_safetensors"
+
+
+class InvalidMaskError(LotteryError):
+    """A mask with a missing or extra parameter, a wrong shape or a non-BOOL dtype."""
+
+    code = "invalid_mask"
+
+
+class InvalidInitError(LotteryError):
+    """An init whose tensors do not match the architecture, or hold NaN or Inf."""
+
+    code = "invalid_init"
+
+
+class InitMismatchError(LotteryError):
+    """An uploaded init that disagrees with the tensors its scheme and seed regenerate."""
+
+    code = "init_mismatch"
+
+
+class InvalidRecipeError(LotteryError):
+    code = "invalid_recipe"
