@@ -76,3 +76,22 @@ class InitMismatchError(LotteryError):
 
 class InvalidRecipeError(LotteryError):
     code = "invalid_recipe"
+
+
+class InvalidClaimError(InvalidManifestError):
+    """A claimed metric outside its range (an accuracy not in [0, 1])."""
+
+    code = "invalid_claim"
+
+
+class InitRequiredError(InvalidManifestError):
+    """A ticket that needs its init tensors uploaded (``rewind_step > 0``): a seed
+    regenerates only the weights at step 0, never rewound ones."""
+
+    code = "init_required"
+
+
+class InvalidDatasetError(TaskUnavailableError):
+    """The task's data files exist but are malformed (bad IDX magic, sizes, ...)."""
+
+    code = "invalid_dataset"

@@ -1,0 +1,79 @@
+"""Verifications: a retraining of a ticket with controls. The row is the job.
+
+Workers claim queued rows with ``FOR UPDATE SKIP LOCKED`` under a lease
+(``lease_token`` + ``lease_expires_at``) and write only while their token matches;
+see ``db/queue.py`` and ``docs/verification.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, false, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base, CreatedAt, Sha256, Timestamp, UUIDPrimaryKey
+
+if TYPE_CHECKING:
+    from db.models.tickets import Ticket
+
+
+class VerificationState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (VerificationState.SUCCEEDED, VerificationState.FAILED, VerificationState.CANCELLED)
+
+
+_STATES = ", ".join(f"'{s.value}'" for s in VerificationState)
+
+
+class Verification(Base):
+    __tablename__ = "verifications"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_STATES})", name="state_known"),
+        CheckConstraint("attempts >= 0 AND attempts <= max_attempts", name="attempts_range"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+        # Workers look for the oldest queued job; keep that lookup off the finished rows.
+        Index("ix_verifications_queued", "created_at", postgresql_where=text("state = 'queued'")),
+        Index("ix_verifications_running_lease", "lease_expires_at", postgresql_where=text("state = 'running'")),
+    )
+
+    id: Mapped[UUIDPrimaryKey]
+    ticket_id: Mapped[Sha256] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(100))
+    recipe: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    claimed_accuracy: Mapped[float] = mapped_column(Float)
+
+    state: Mapped[str] = mapped_column(String(16), server_default=VerificationState.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
+    progress: Mapped[float] = mapped_column(Float, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+    lease_token: Mapped[uuid.UUID | None]
+    lease_expires_at: Mapped[Timestamp | None]
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[Timestamp | None]
+
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[CreatedAt]
+    started_at: Mapped[Timestamp | None]
+    finished_at: Mapped[Timestamp | None]
+
+    ticket: Mapped[Ticket] = relationship(back_populates="verifications", lazy="raise")
+
+    @property
+    def finished(self) -> bool:
+        return VerificationState(self.state).finished
+

@@ -1,0 +1,64 @@
+"""Shared fixtures: a real, migrated PostgreSQL per xdist worker, and per-test sessions
+inside a transaction that is rolled back, so tests never see each other's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from db.migrate import upgrade
+from db.session import make_engine
+from tests.support import postgres
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    with postgres.server_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str, worker_id: str) -> Iterator[str]:
+    """A database migrated with the real Alembic migrations, one per xdist worker."""
+    url = postgres.create_database(pg_server_url, f"nirvana_test_{worker_id}")
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    postgres.drop_database(pg_server_url, url)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(engine: Engine) -> Iterator[Session]:
+    """A session whose commits become savepoints of an outer transaction rolled back
+    at the end of the test."""
+    with engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
+@pytest.fixture
+def fresh_database_url(pg_server_url: str) -> Iterator[str]:
+    """A migrated database of the test's own, for tests whose processes must see each
+    other's commits (workers, uvicorn)."""
+    url = postgres.create_database(pg_server_url, "nirvana_fresh")
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    postgres.drop_database(pg_server_url, url)
