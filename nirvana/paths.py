@@ -1,0 +1,65 @@
+"""Where Nirvana keeps its files on this machine.
+
+Everything lives under ``NIRVANA_HOME`` (default: the user's data directory, e.g.
+``~/.local/share/nirvana``), so one variable moves a whole installation:
+
+```
+$NIRVANA_HOME/pg/           the embedded PostgreSQL data directory (``nirvana serve``)
+$NIRVANA_HOME/blobs/        the server's content-addressed blobs
+$NIRVANA_HOME/token         the local write token ``nirvana serve`` made (mode 0600)
+$NIRVANA_HOME/cache/blobs/  the client's downloads, one file per sha256
+$NIRVANA_HOME/cache/refs/   the client's ticket JSON and blob digests, per ticket id
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from db.settings import default_home
+
+__all__ = ["default_home", "home", "pg_dir", "token_file", "cache_dir", "read_token_file", "write_token_file"]
+
+
+def home(value: str | Path | None = None) -> Path:
+    """``value`` if given, else ``NIRVANA_HOME``, else the user's data directory."""
+    return Path(value).expanduser() if value is not None else default_home()
+
+
+def pg_dir(root: Path) -> Path:
+    return root / "pg"
+
+
+def token_file(root: Path) -> Path:
+    return root / "token"
+
+
+def cache_dir(root: Path) -> Path:
+    return root / "cache"
+
+
+def read_token_file(root: Path) -> str | None:
+    """The secret in ``$NIRVANA_HOME/token``, or None when there is no (non-empty) file."""
+    path = token_file(root)
+    try:
+        secret = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return secret or None
+
+
+def write_token_file(root: Path, secret: str) -> Path:
+    """Write ``secret`` to ``$NIRVANA_HOME/token`` readable by its owner only.
+
+    The file is created with mode 0600 before the secret is written, so the secret is
+    never readable by others, not even for an instant."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = token_file(root)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an older file may have had looser bits; O_CREAT keeps them
+        os.write(fd, (secret + "\n").encode())
+    finally:
+        os.close(fd)
+    return path
