@@ -1,0 +1,46 @@
+"""The application factory: ``create_app(settings)`` builds everything at startup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimitMiddleware
+from api.routes import architectures, downloads, health, tasks, tickets, verifications
+from api.settings import ApiSettings
+from db.blobs import LocalBlobStorage
+from db.session import make_engine, make_sessionmaker
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """A ready-to-serve app. The engine, sessions and blob storage are built in the
+    lifespan and kept on ``app.state``; nothing is read from the environment here."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.storage = LocalBlobStorage(settings.blob_root)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Nirvana",
+        summary="An open database of winning lottery tickets, verified by retraining.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    for module in (health, tasks, architectures, tickets, downloads, verifications):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

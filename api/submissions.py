@@ -1,0 +1,127 @@
+"""Submitting a ticket: validate everything, store blobs, insert rows, queue a
+verification — all or nothing.
+
+Order matters for "leaves nothing behind": every check runs before the first byte is
+written; blobs are made durable before the rows that name them; if the rows cannot be
+written, the blobs this call created are removed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.blobs import BlobStorage, sha256_hex
+from db.models.tickets import Ticket
+from db.models.users import ApiToken
+from db.queue import enqueue_verification
+from db.repositories.blobs import record_blob, referenced_digests
+from db.repositories.tickets import find_ticket
+from lottery.tickets import PreparedTicket, parse_manifest, prepare_ticket
+
+SAFETENSORS = "application/vnd.safetensors"
+
+
+@dataclass(frozen=True)
+class Submission:
+    ticket: Ticket
+    created: bool
+
+
+def submit_ticket(
+    session: Session,
+    storage: BlobStorage,
+    *,
+    token: ApiToken,
+    manifest: bytes,
+    mask: bytes,
+    init: bytes | None,
+    max_steps: int,
+) -> Submission:
+    """Store a ticket and queue its verification, or return the identical one already
+    stored. Raises a ``lottery.errors.LotteryError`` (nothing written) for bad input."""
+    prepared = prepare_ticket(parse_manifest(manifest), mask, init, max_steps=max_steps)
+    existing = find_ticket(session, prepared.id, with_details=True)
+    if existing is not None:
+        return Submission(existing, created=False)
+
+    created_blobs: list[str] = []
+    try:
+        mask_sha = _store_blob(storage, prepared.mask_bytes, created_blobs)
+        init_sha = _store_blob(storage, prepared.init_bytes, created_blobs)
+        for sha, data in ((mask_sha, prepared.mask_bytes), (init_sha, prepared.init_bytes)):
+            record_blob(session, sha256=sha, size=len(data), media_type=SAFETENSORS)
+        session.add(_ticket_row(prepared, token=token, mask_sha=mask_sha, init_sha=init_sha))
+        session.flush()
+        enqueue_verification(
+            session,
+            ticket_id=prepared.id,
+            task=prepared.manifest.task,
+            recipe=prepared.recipe.model_dump(mode="json"),
+            claimed_accuracy=prepared.manifest.claimed.test_accuracy,
+        )
+        session.flush()
+    except IntegrityError:
+        # A concurrent upload of the same ticket won the insert: answer with its row.
+        session.rollback()
+        _remove_unreferenced(session, storage, created_blobs)
+        winner = find_ticket(session, prepared.id, with_details=True)
+        if winner is None:
+            raise
+        return Submission(winner, created=False)
+    except BaseException:
+        session.rollback()
+        _remove_unreferenced(session, storage, created_blobs)
+        raise
+    ticket = find_ticket(session, prepared.id, with_details=True)
+    assert ticket is not None
+    return Submission(ticket, created=True)
+
+
+def _store_blob(storage: BlobStorage, data: bytes, created: list[str]) -> str:
+    sha = sha256_hex(data)
+    if not storage.exists(sha):
+        storage.put(data)
+        created.append(sha)
+    return sha
+
+
+def _remove_unreferenced(session: Session, storage: BlobStorage, digests: list[str]) -> None:
+    keep = referenced_digests(session, digests)
+    for sha in digests:
+        if sha not in keep:
+            storage.delete(sha)
+
+
+def _ticket_row(prepared: PreparedTicket, *, token: ApiToken, mask_sha: str, init_sha: str) -> Ticket:
+    manifest = prepared.manifest
+    report = prepared.sparsity
+    return Ticket(
+        id=prepared.id,
+        architecture=manifest.architecture,
+        task=manifest.task,
+        init_scheme=manifest.init.scheme,
+        seed=manifest.init.seed,
+        rewind_step=manifest.init.rewind_step,
+        init_digest=prepared.init_digest,
+        mask_digest=prepared.mask_digest,
+        mask_sha256=mask_sha,
+        init_sha256=init_sha,
+        manifest=manifest.model_dump(mode="json"),
+        recipe=prepared.recipe.model_dump(mode="json"),
+        claimed_accuracy=manifest.claimed.test_accuracy,
+        method=manifest.method,
+        title=manifest.title,
+        description=manifest.description,
+        tags=list(manifest.tags),
+        license=manifest.license,
+        parent_id=manifest.parent,
+        density=report.density,
+        remaining=report.remaining,
+        prunable=report.prunable,
+        layers=report.to_dict()["layers"],
+        accuracy=manifest.claimed.test_accuracy,
+        submitter_id=token.user_id,
+    )

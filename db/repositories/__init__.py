@@ -1,0 +1,1 @@
+"""Every SELECT lives here; routes and services never build SQL."""
