@@ -1,0 +1,1 @@
+"""Factories that insert real rows (users, tickets, verifications) for tests."""
