@@ -49,6 +49,7 @@ def problem_response(
 
 
 _HTTP_CODES = {
+    400: "invalid_body",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
