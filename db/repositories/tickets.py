@@ -143,4 +143,5 @@ def list_tickets(
 
 
 def count_by_task(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(Ticket.task, func.count()).group_by(Ticket.task)).tuples().all())
+    rows = session.execute(select(Ticket.task, func.count()).group_by(Ticket.task)).all()
+    return {task: count for task, count in rows}

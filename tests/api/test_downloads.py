@@ -1,0 +1,50 @@
+"""Downloads: exact bytes, ETag = sha256, 304, Range, 416."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi.testclient import TestClient
+
+from lottery.tickets import load_tensors
+from tests.support.tickets import make_ticket
+
+
+def test_mask_download_is_the_uploaded_file_with_its_sha256_etag(client: TestClient, auth: dict[str, str]) -> None:
+    files = make_ticket()
+    ticket = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()
+    response = client.get(f"/api/v1/tickets/{ticket['short_id']}/mask")
+    assert response.status_code == 200
+    assert response.content == files.mask_bytes()
+    digest = hashlib.sha256(response.content).hexdigest()
+    assert response.headers["etag"] == f'"{digest}"'
+    assert "immutable" in response.headers["cache-control"]
+    mask = load_tensors(response.content)
+    assert all(mask[name].equal(files.mask[name]) for name in files.mask)
+
+    cached = client.get(f"/api/v1/tickets/{ticket['id']}/mask", headers={"If-None-Match": f'"{digest}"'})
+    assert cached.status_code == 304 and cached.content == b""
+    stale = client.get(f"/api/v1/tickets/{ticket['id']}/mask", headers={"If-None-Match": '"0000"'})
+    assert stale.status_code == 200
+
+
+def test_range_requests_return_the_requested_bytes(client: TestClient, auth: dict[str, str]) -> None:
+    files = make_ticket()
+    ticket = client.post("/api/v1/tickets", files=files.multipart(with_init=True), headers=auth).json()
+    data = files.init_bytes()
+    url = f"/api/v1/tickets/{ticket['id']}/init"
+    head = client.get(url, headers={"Range": "bytes=0-7"})
+    assert head.status_code == 206 and head.content == data[:8]
+    assert head.headers["content-range"] == f"bytes 0-7/{len(data)}"
+    tail = client.get(url, headers={"Range": "bytes=-100"})
+    assert tail.status_code == 206 and tail.content == data[-100:]
+    rest = client.get(url, headers={"Range": f"bytes={len(data) - 10}-"})
+    assert rest.content == data[-10:]
+    bad = client.get(url, headers={"Range": f"bytes={len(data) + 5}-"})
+    assert bad.status_code == 416 and bad.json()["code"] == "range_not_satisfiable"
+    assert bad.headers["content-range"] == f"bytes */{len(data)}"
+
+
+def test_download_of_unknown_ticket_is_404(client: TestClient) -> None:
+    response = client.get("/api/v1/tickets/" + "ab" * 6 + "/mask")
+    assert (response.status_code, response.json()["code"]) == (404, "ticket_not_found")
