@@ -79,8 +79,8 @@ class UnknownArchitectureError(NotFoundError):
 class AmbiguousIdError(NirvanaError):
     """An id prefix that matches more than one ticket."""
 
-    code = "ambiguous_id"
-    codes = ("ambiguous_id",)
+    code = "ambiguous_ticket_id"
+    codes = ("ambiguous_ticket_id", "ambiguous_id")
 
 
 class UnauthorizedError(NirvanaError):
@@ -97,11 +97,23 @@ class ForbiddenError(NirvanaError):
     codes = ("forbidden", "insufficient_scope")
 
 
+class InvalidRequestError(NirvanaError):
+    """A malformed query: a bad parameter, sort key, cursor or ticket id."""
+
+    code = "validation_error"
+    codes = ("validation_error", "invalid_cursor", "invalid_sort", "invalid_ticket_id")
+
+
+class RangeNotSatisfiableError(NirvanaError):
+    code = "range_not_satisfiable"
+    codes = ("range_not_satisfiable",)
+
+
 class InvalidTicketError(NirvanaError):
     """Base of the errors in what was uploaded (the server's ``LotteryError``s)."""
 
     code = "invalid_ticket"
-    codes = ("invalid_ticket", "validation_error")
+    codes = ("invalid_ticket",)
 
 
 class InvalidManifestError(InvalidTicketError):

@@ -1,0 +1,103 @@
+"""Commands that run the service or touch its database directly: ``serve``, ``api``,
+``worker``, ``migrate``, ``token create``. Each finds the database with
+:func:`nirvana.database.find_database` and so needs no server running."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nirvana.commands._common import reports_errors
+
+HostOption = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface).")]
+PortOption = Annotated[int, typer.Option(help="TCP port to listen on.")]
+
+token_app = typer.Typer(help="Create API tokens.", no_args_is_help=True)
+
+
+@reports_errors
+def serve_command(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    workers: Annotated[int, typer.Option(min=0, help="Verification workers to start.")] = 1,
+) -> None:
+    """Run everything: database (embedded unless DATABASE_URL), migrations, API, workers."""
+    from nirvana.serve import serve
+
+    serve(host=host, port=port, workers=workers)
+
+
+@reports_errors
+def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Serve the HTTP API only (no migrations, no workers), e.g. under docker-compose."""
+    from nirvana.serve import run_api
+
+    run_api(host=host, port=port)
+
+
+@reports_errors
+def worker_command() -> None:
+    """Run one verification worker until Ctrl-C or SIGTERM."""
+    from nirvana.database import find_database
+    from worker.main import run_worker
+    from worker.settings import WorkerSettings
+
+    with find_database() as handle:
+        settings = WorkerSettings(database_url=handle.url)
+        typer.echo(f"nirvana worker {settings.worker_id}: waiting for verifications", err=True)
+        # run_worker turns SIGINT/SIGTERM into a graceful stop: a job in progress is
+        # handed back to the queue.
+        run_worker(settings)
+
+
+@reports_errors
+def migrate_command() -> None:
+    """Apply the database migrations (idempotent)."""
+    from nirvana.database import find_database
+    from nirvana.serve import migrate
+
+    with find_database() as handle:
+        migrate(handle.url)
+    typer.echo("database is at the newest migration")
+
+
+@token_app.command("create")
+@reports_errors
+def token_create(
+    name: Annotated[str, typer.Option(help="A label for the token, e.g. the machine it is for.")],
+    user: Annotated[str, typer.Option(help="The user the token acts as (created if new).")] = "local",
+    scope: Annotated[
+        list[str] | None, typer.Option(help="Scope to grant (read, write, verify); repeat for several.")
+    ] = None,
+) -> None:
+    """Create an API token and print its secret, once."""
+    from db.session import make_engine, make_sessionmaker, unit_of_work
+    from db.tokens import create_token
+    from nirvana.database import find_database
+
+    scopes = tuple(scope) if scope else ("read", "write")
+    with find_database() as handle:
+        engine = make_engine(handle.url, pool_size=1)
+        try:
+            with unit_of_work(make_sessionmaker(engine)) as session:
+                try:
+                    _, secret = create_token(session, user_name=user, token_name=name, scopes=scopes)
+                except ValueError as exc:  # unknown scope
+                    raise typer.BadParameter(str(exc), param_hint="--scope") from None
+        finally:
+            engine.dispose()
+    typer.echo(secret)
+    typer.echo(
+        f"token {name!r} for user {user!r} with scopes {', '.join(scopes)}. "
+        "Store it now: it cannot be shown again.",
+        err=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
+    app.command("api")(api_command)
+    app.command("worker")(worker_command)
+    app.command("migrate")(migrate_command)
+    app.add_typer(token_app, name="token")

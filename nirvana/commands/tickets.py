@@ -1,0 +1,183 @@
+"""Commands that talk to a running server over HTTP: ``push``, ``pull``, ``tickets``,
+``show``, ``tasks``, ``status``, ``wait``. Server from ``--url``/``NIRVANA_URL``,
+token from ``--token``/``NIRVANA_TOKEN``/``$NIRVANA_HOME/token``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nirvana.commands._common import EXIT_ERROR, TokenOption, UrlOption, make_client, reports_errors
+
+IdArgument = Annotated[str, typer.Argument(help="Ticket id: the full id or a unique prefix of 12+ characters.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of a table.")]
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.2f}%"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+             for row in [headers, *rows]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@reports_errors
+def push(
+    folder: Annotated[Path, typer.Argument(help="A ticket folder: ticket.json, mask.safetensors[, init.safetensors].")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Upload a ticket folder; its verification is queued."""
+    with make_client(url, token) as client:
+        ticket = client.push(folder)
+    state = "new" if ticket.get("created") else "already there"
+    typer.echo(f"{ticket['id']}  ({state})")
+    for verification in ticket.get("verifications") or []:
+        typer.echo(f"verification {verification['id']}: {verification['state']}")
+    typer.echo(f"follow it with: nirvana wait {ticket['short_id']}", err=True)
+
+
+@reports_errors
+def pull(
+    id: IdArgument,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to write [default: ./<short id>].")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Download a ticket's ticket.json, mask.safetensors and init.safetensors."""
+    with make_client(url, None) as client:
+        folder = client.download(id, out, progress=True)
+    typer.echo(str(folder))
+
+
+@reports_errors
+def tickets(
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    arch: Annotated[str | None, typer.Option(help="Only this architecture.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only tickets with this tag.")] = None,
+    verified: Annotated[bool | None, typer.Option("--verified/--unverified", help="Only (un)verified tickets.")] = None,
+    sort: Annotated[str, typer.Option(help="-sparsity, -accuracy or -created.")] = "-created",
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 20,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """List tickets, newest first unless --sort says otherwise."""
+    with make_client(url, None) as client:
+        items = list(client.tickets(task=task, arch=arch, tag=tag, verified=verified, sort=sort, limit=limit))
+    if as_json:
+        _print_json(items)
+        return
+    if not items:
+        typer.echo("no tickets match", err=True)
+        return
+    rows = [
+        [t["short_id"], t["task"], t["architecture"], _pct(t["sparsity"]), _pct(t["accuracy"]),
+         "yes" if t["verified"] else "no", t["title"][:40]]
+        for t in items
+    ]  # fmt: skip
+    typer.echo(_table(["ID", "TASK", "ARCHITECTURE", "SPARSITY", "ACCURACY", "VERIFIED", "TITLE"], rows))
+
+
+@reports_errors
+def show(id: IdArgument, as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """Everything about one ticket: claim, sparsity per layer, verifications."""
+    with make_client(url, None) as client:
+        t = client.ticket(id)
+    if as_json:
+        _print_json(t)
+        return
+    init = t.get("init") or {}
+    fields = [
+        ("id", t["id"]),
+        ("title", t["title"]),
+        ("task", t["task"]),
+        ("architecture", t["architecture"]),
+        ("init", f"{init.get('scheme')} seed={init.get('seed')} rewind_step={init.get('rewind_step')}"),
+        ("sparsity", f"{_pct(t['sparsity'])} ({t['remaining']} of {t['prunable']} prunable weights kept)"),
+        ("claimed", _pct((t.get("claimed") or {}).get("test_accuracy"))),
+        ("verified", _pct(t.get("verified_accuracy")) if t.get("verified") else "no"),
+        ("winning", {True: "yes", False: "no", None: "-"}[t.get("winning")]),
+        ("tags", ", ".join(t.get("tags") or []) or "-"),
+    ]
+    typer.echo("\n".join(f"{name:<13}{value}" for name, value in fields))
+    layers = t.get("layers") or {}
+    if layers:
+        typer.echo("\n" + _table(
+            ["LAYER", "KEPT", "TOTAL", "DENSITY"],
+            [[name, str(v["remaining"]), str(v["total"]), _pct(v["density"])] for name, v in layers.items()],
+        ))  # fmt: skip
+    verifications = t.get("verifications") or []
+    if verifications:
+        typer.echo("\n" + _table(
+            ["VERIFICATION", "STATE", "PROGRESS", "ATTEMPTS"],
+            [[str(v["id"]), v["state"], _pct(v.get("progress")), str(v.get("attempts", 0))] for v in verifications],
+        ))  # fmt: skip
+
+
+@reports_errors
+def tasks(as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """The tasks the server knows and whether their data is available there."""
+    with make_client(url, None) as client:
+        items = client.tasks()
+    if as_json:
+        _print_json(items)
+        return
+    rows = [
+        [t["name"], "x".join(str(d) for d in t["input_shape"]), str(t["num_classes"]),
+         f"{t['train_size']}/{t['test_size']}", "yes" if t.get("available") else "no", str(t.get("ticket_count", 0))]
+        for t in items
+    ]  # fmt: skip
+    typer.echo(_table(["TASK", "INPUT", "CLASSES", "TRAIN/TEST", "AVAILABLE", "TICKETS"], rows))
+
+
+def _summary(v: dict[str, Any]) -> str:
+    line = f"verification {v['id']}: {v['state']} ({_pct(v.get('progress'))}, attempt {v.get('attempts', 0)})"
+    result = v.get("result") or {}
+    if v["state"] == "succeeded" and result:
+        verdict = {k: result[k] for k in ("test_accuracy", "reproduced", "winning") if k in result}
+        line += "  " + " ".join(f"{k}={val}" for k, val in verdict.items())
+    if v.get("error"):
+        line += f"\n  error: {v['error']}"
+    return line
+
+
+@reports_errors
+def status(
+    id: Annotated[str, typer.Argument(help="A verification id, or a ticket id (its latest verification).")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Show a verification's state once."""
+    with make_client(url, None) as client:
+        v = client.verification(id) if "-" in id else client.latest_verification(id)
+    _print_json(v) if as_json else typer.echo(_summary(v))
+
+
+@reports_errors
+def wait(
+    id: Annotated[str, typer.Argument(help="A ticket id or a verification id.")],
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 2.0,
+    url: UrlOption = None,
+) -> None:
+    """Follow a verification with a progress bar until it finishes (exit 1 unless it succeeds)."""
+    with make_client(url, None) as client:
+        v = client.wait(id, timeout=timeout, poll_interval=interval, progress=True)
+    typer.echo(_summary(v))
+    if v["state"] != "succeeded":
+        raise typer.Exit(EXIT_ERROR)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (push, pull, tickets, show, tasks, status, wait):
+        app.command(command.__name__)(command)
