@@ -1,0 +1,147 @@
+"""The client against the real API served by uvicorn: uploads, lists, downloads
+through the digest cache (revalidate, resume, corruption, offline) and ``load``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from lottery.tickets import TicketFolder, load_tensors, parse_manifest
+from nirvana import Client
+from nirvana.errors import (
+    DigestMismatchError,
+    InvalidSafetensorsError,
+    OfflineError,
+    TicketFolderError,
+    TicketNotFoundError,
+    UnauthorizedError,
+)
+from tests.nirvana.conftest import LiveApi
+from tests.support.tickets import make_ticket
+
+
+def write_folder(path: Path, **kwargs: object) -> Path:
+    files = make_ticket(**kwargs)  # type: ignore[arg-type]
+    path.mkdir(parents=True)
+    (path / "ticket.json").write_text(json.dumps(files.manifest))
+    (path / "mask.safetensors").write_bytes(files.mask_bytes())
+    return path
+
+
+@pytest.fixture
+def client(live_api: LiveApi, tmp_path: Path) -> Iterator[Client]:
+    with Client(url=live_api.url, token=live_api.token, home=tmp_path / "home") as client:
+        yield client
+
+
+def test_push_then_push_again_creates_one_ticket_with_a_queued_verification(client: Client, tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "t", density=0.25)
+    first = client.push(folder)
+    again = client.push(folder)
+    assert first["created"] and not again["created"] and first["id"] == again["id"]
+    assert [v["state"] for v in first["verifications"]] == ["queued"]
+    assert client.ticket(first["id"][:12])["id"] == first["id"]
+    assert client.verification(first["verifications"][0]["id"])["state"] == "queued"
+    assert client.latest_verification(first["short_id"])["id"] == first["verifications"][0]["id"]
+
+
+def test_errors_come_back_as_their_classes(live_api: LiveApi, client: Client, tmp_path: Path) -> None:
+    with pytest.raises(TicketNotFoundError):
+        client.ticket("0" * 64)
+    folder = write_folder(tmp_path / "t")
+    with pytest.raises(UnauthorizedError) as caught, Client(url=live_api.url, token="nv_x", home=tmp_path / "o") as bad:
+        bad.push(folder)
+    assert caught.value.status == 401
+    (folder / "mask.safetensors").write_bytes(b"\x80\x04not safetensors")
+    with pytest.raises(InvalidSafetensorsError):
+        client.push(folder)
+    with pytest.raises(TicketFolderError):
+        client.push(tmp_path)
+
+
+def test_tickets_follows_the_cursor_across_pages(client: Client, tmp_path: Path) -> None:
+    ids = {client.push(write_folder(tmp_path / f"t{i}", mask_seed=i))["id"] for i in range(3)}
+    assert {t["id"] for t in client.tickets(task="digits", page_size=1)} == ids
+    assert len(list(client.tickets(page_size=2, limit=2))) == 2
+    assert list(client.tickets(task="mnist1d")) == []
+
+
+def test_download_writes_a_folder_that_reads_back_and_checks_digests(client: Client, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t"))
+    out = client.download(ticket["short_id"], tmp_path / "pulled")
+    manifest, mask, init = TicketFolder.read(out)
+    original = parse_manifest((tmp_path / "t" / "ticket.json").read_bytes())
+    assert (manifest.architecture, manifest.task, manifest.title) == (original.architecture, original.task, original.title)
+    assert init is not None and set(mask) < set(init)
+    for name in ("mask.safetensors", "init.safetensors"):
+        digest = hashlib.sha256((out / name).read_bytes()).hexdigest()
+        assert (client.cache.blobs / digest).is_file()
+    # The pulled folder is the same ticket.
+    assert client.push(out)["id"] == ticket["id"]
+
+
+def test_cached_blobs_are_revalidated_and_served_offline(client: Client, live_api: LiveApi, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t"))
+    client.download(ticket["id"], tmp_path / "a")
+    before = {p.name: p.stat().st_mtime_ns for p in client.cache.blobs.iterdir()}
+    client.download(ticket["id"], tmp_path / "b")  # If-None-Match: 304, nothing rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in client.cache.blobs.iterdir()} == before
+
+    with Client(url=live_api.url, home=client.home, offline=True) as offline:
+        out = offline.download(ticket["short_id"], tmp_path / "c")
+        assert (out / "mask.safetensors").read_bytes() == (tmp_path / "a" / "mask.safetensors").read_bytes()
+        with pytest.raises(OfflineError):
+            offline.ticket("f" * 64)
+        with pytest.raises(OfflineError):
+            offline.tasks()
+
+
+def _partial(client: Client, ticket_id: str, data: bytes, digest: str) -> Path:
+    client.cache.write_ref(ticket_id, mask=digest)
+    client.cache.blobs.mkdir(parents=True, exist_ok=True)
+    part = client.cache.blobs / f"{digest}.part"
+    part.write_bytes(data)
+    return part
+
+
+def test_an_interrupted_download_resumes(client: Client, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t"))
+    mask = (client.download(ticket["id"], tmp_path / "full") / "mask.safetensors").read_bytes()
+    digest = hashlib.sha256(mask).hexdigest()
+    (client.cache.blobs / digest).unlink()
+    part = _partial(client, ticket["id"], mask[: len(mask) // 2], digest)
+    out = client.download(ticket["id"], tmp_path / "resumed")
+    assert (out / "mask.safetensors").read_bytes() == mask
+    assert not part.exists()
+
+
+def test_a_corrupt_download_is_refused_and_removed(client: Client, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t"))
+    mask = (client.download(ticket["id"], tmp_path / "full") / "mask.safetensors").read_bytes()
+    digest = hashlib.sha256(mask).hexdigest()
+    (client.cache.blobs / digest).unlink()
+    part = _partial(client, ticket["id"], b"\0" * (len(mask) // 2), digest)  # wrong bytes, resumed
+    with pytest.raises(DigestMismatchError):
+        client.download(ticket["id"], tmp_path / "bad")
+    assert not part.exists() and not (client.cache.blobs / digest).exists()
+    out = client.download(ticket["id"], tmp_path / "retry")  # the next try starts afresh
+    assert (out / "mask.safetensors").read_bytes() == mask
+
+
+def test_load_builds_the_model_with_init_and_mask_applied(client: Client, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t", density=0.3))
+    model, mask = client.load(ticket["short_id"])
+    init = load_tensors((client.download(ticket["id"], tmp_path / "d") / "init.safetensors").read_bytes())
+    for name, keep in mask.items():
+        module_name, _, param = name.rpartition(".")
+        module = model.get_submodule(module_name)
+        assert keep.dtype == torch.bool
+        assert torch.equal(getattr(module, f"{param}_orig").detach(), init[name])
+        assert torch.equal(getattr(module, param).detach(), init[name] * keep)
+    out = model(torch.zeros(2, 64))
+    assert out.shape == (2, 10)
