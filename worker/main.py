@@ -1,0 +1,321 @@
+"""The worker loop: reap -> claim -> run the training in a child -> heartbeat -> finish.
+
+Each database step is its own short, committed transaction; training happens in a
+spawned child, outside any transaction, and the worker only supervises it. Every write
+after the claim names the lease token, so a worker that lost its lease writes nothing.
+This module never imports torch: CUDA is only ever initialised in the child.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import multiprocessing
+import os
+import queue as stdlib_queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+import psycopg
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import queue
+from db.models import Ticket, VerificationState
+from db.session import make_engine, make_sessionmaker, unit_of_work
+from worker.child import DEFAULT_ENTRY, Outcome, child_main, describe_exit
+from worker.runs import JobSpec
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("worker")
+
+#: Longest the loop blocks on anything, so a stop request is seen promptly.
+TICK = 0.1
+
+
+class Interrupt(enum.Enum):
+    """Why supervision ended before the child reported."""
+
+    STOPPED = "the worker is stopping"
+    CANCELLED = "cancelled on request"
+    LEASE_LOST = "the lease was lost"
+
+
+@dataclass
+class Running:
+    """A started child and the ends of its pipes the worker reads."""
+
+    process: BaseProcess
+    results: Connection
+    progress: Any  # multiprocessing.Queue[float]
+    fraction: float = 0.0
+
+
+def run_worker(
+    settings: WorkerSettings,
+    *,
+    stop: threading.Event | None = None,
+    once: bool = False,
+    entry: str = DEFAULT_ENTRY,
+) -> None:
+    """Run jobs until ``stop`` is set, SIGTERM/SIGINT arrives, or (with ``once``) the
+    queue is empty.
+
+    On stop, a job in progress is handed back to the queue (its attempt not counted)
+    after its child is stopped. ``entry`` (``module:function``) is what the child
+    runs; tests substitute one, production never does.
+    """
+    stop = stop if stop is not None else threading.Event()
+    engine = make_engine(settings.database_url, pool_size=2)
+    factory = make_sessionmaker(engine)
+    log.info("worker %s started (lease %ss, heartbeat %ss)", settings.worker_id,
+             settings.lease_seconds, settings.heartbeat_seconds)
+    try:
+        with _stop_on_signals(stop), _Listener(settings.database_url) as listener:
+            while not stop.is_set():
+                try:
+                    claim = _reap_and_claim(factory, settings)
+                except SQLAlchemyError as exc:
+                    log.warning("database unavailable (%s); retrying in %ss", exc.__class__.__name__,
+                                settings.poll_seconds)
+                    stop.wait(settings.poll_seconds)
+                    continue
+                if claim is None:
+                    if once:
+                        return
+                    listener.wait(settings.poll_seconds, stop)
+                    continue
+                _run_job(factory, settings, claim, stop, entry)
+    finally:
+        engine.dispose()
+        log.info("worker %s stopped", settings.worker_id)
+
+
+def _reap_and_claim(factory: sessionmaker[Session], settings: WorkerSettings) -> queue.Claim | None:
+    with unit_of_work(factory) as session:
+        reaped = queue.reap_expired(session)
+    if reaped:
+        log.info("reaped %d job(s) whose worker stopped heartbeating", reaped)
+    with unit_of_work(factory) as session:
+        claim = queue.claim_next(session, worker_id=settings.worker_id, lease_seconds=settings.lease_seconds)
+    if claim is not None:
+        log.info("verification %s claimed (attempt %d of %d, ticket %s on %s)", claim.verification_id,
+                 claim.attempts, claim.max_attempts, claim.ticket_id[:12], claim.task)
+    return claim
+
+
+def _job_spec(factory: sessionmaker[Session], settings: WorkerSettings, claim: queue.Claim) -> JobSpec:
+    with unit_of_work(factory) as session:
+        ticket = session.get(Ticket, claim.ticket_id)
+        # The foreign key cascades, so a claimed job always has its ticket.
+        assert ticket is not None, claim.ticket_id
+        return JobSpec(
+            verification_id=str(claim.verification_id),
+            ticket_id=ticket.id,
+            architecture=ticket.architecture,
+            init_scheme=ticket.init_scheme,
+            task=claim.task,
+            recipe=claim.recipe,
+            claimed_accuracy=claim.claimed_accuracy,
+            mask_sha256=ticket.mask_sha256,
+            init_sha256=ticket.init_sha256,
+            blob_root=settings.blob_root,
+            data_dir=settings.data_dir,
+            device=settings.device,
+            threads=settings.threads,
+        )
+
+
+def _run_job(
+    factory: sessionmaker[Session], settings: WorkerSettings, claim: queue.Claim, stop: threading.Event, entry: str
+) -> None:
+    """Run one claimed job to its end (or hand it back); never raises for the job's sake."""
+    try:
+        spec = _job_spec(factory, settings, claim)
+        running = _start_child(spec, entry)
+        log.info("verification %s running in child pid %s", claim.verification_id, running.process.pid)
+        try:
+            ended = _supervise(factory, settings, claim, running, stop)
+        finally:
+            _stop_child(running, settings.kill_grace_seconds)
+        _record(factory, claim, ended, running.process.exitcode)
+    except queue.LeaseLostError:
+        log.warning("verification %s: lease lost; another worker owns it now", claim.verification_id)
+    except SQLAlchemyError:
+        # The lease will lapse and the job be reaped and retried: nothing is lost.
+        log.exception("verification %s: database error; leaving it to lease expiry", claim.verification_id)
+    except Exception as exc:
+        # A bug of ours (say, the child could not be started): count it as an attempt,
+        # so a job that always trips it ends failed instead of looping forever.
+        log.exception("verification %s: the worker failed to run it", claim.verification_id)
+        with unit_of_work(factory) as session:
+            queue.release_for_retry(session, claim, error=f"worker error: {exc!r}")
+
+
+def _start_child(spec: JobSpec, entry: str) -> Running:
+    ctx = multiprocessing.get_context("spawn")
+    results, child_end = ctx.Pipe(duplex=False)
+    progress = ctx.Queue()
+    process = ctx.Process(
+        target=child_main,
+        args=(entry, spec, progress, child_end, os.getpid()),
+        name=f"verify-{spec.verification_id[:8]}",
+        daemon=True,
+    )
+    process.start()
+    # Only the child may hold the write end, so its death shows up here as EOF.
+    child_end.close()
+    return Running(process=process, results=results, progress=progress)
+
+
+def _supervise(
+    factory: sessionmaker[Session],
+    settings: WorkerSettings,
+    claim: queue.Claim,
+    running: Running,
+    stop: threading.Event,
+) -> Outcome | Interrupt | None:
+    """Wait for the child's outcome (``None`` if it died without one), heartbeating
+    every ``heartbeat_seconds``; return early with an ``Interrupt``."""
+    next_beat = time.monotonic() + settings.heartbeat_seconds
+    while True:
+        if running.results.poll(TICK):
+            try:
+                outcome: Outcome = running.results.recv()
+                return outcome
+            except EOFError:
+                return None
+        _drain_progress(running)
+        if stop.is_set():
+            return Interrupt.STOPPED
+        if time.monotonic() < next_beat:
+            continue
+        next_beat = time.monotonic() + settings.heartbeat_seconds
+        try:
+            with unit_of_work(factory) as session:
+                cancel = queue.heartbeat(session, claim, progress=running.fraction,
+                                         lease_seconds=settings.lease_seconds)
+        except queue.LeaseLostError:
+            return Interrupt.LEASE_LOST
+        except SQLAlchemyError as exc:
+            # A blip is survivable while the lease lasts; the next beat tries again.
+            log.warning("verification %s: heartbeat failed (%s)", claim.verification_id, exc.__class__.__name__)
+            continue
+        if cancel:
+            return Interrupt.CANCELLED
+
+
+def _drain_progress(running: Running) -> None:
+    while True:
+        try:
+            running.fraction = float(running.progress.get_nowait())
+        except stdlib_queue.Empty:
+            return
+
+
+def _stop_child(running: Running, grace: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; reap it and close the pipes."""
+    process = running.process
+    process.join(timeout=TICK)
+    if process.is_alive():
+        process.terminate()
+        process.join(timeout=grace)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    running.results.close()
+    running.progress.close()
+    running.progress.join_thread()
+
+
+def _record(
+    factory: sessionmaker[Session], claim: queue.Claim, ended: Outcome | Interrupt | None, exitcode: int | None
+) -> None:
+    """Write how the job ended, under the lease (``LeaseLostError`` propagates)."""
+    vid = claim.verification_id
+    if ended is Interrupt.LEASE_LOST:
+        raise queue.LeaseLostError(str(vid))
+    with unit_of_work(factory) as session:
+        if ended is Interrupt.STOPPED:
+            queue.release(session, claim)
+            log.info("verification %s released to the queue (worker stopping)", vid)
+        elif ended is Interrupt.CANCELLED:
+            queue.finish(session, claim, state=VerificationState.CANCELLED)
+            log.info("verification %s cancelled", vid)
+        elif ended is None:
+            state = queue.release_for_retry(session, claim, error=describe_exit(exitcode))
+            log.warning("verification %s: %s; now %s", vid, describe_exit(exitcode), state.value)
+        elif ended[0] == "ok":
+            queue.finish(session, claim, state=VerificationState.SUCCEEDED, result=ended[1])
+            log.info("verification %s succeeded (reproduced=%s, winning=%s)", vid,
+                     ended[1].get("reproduced"), ended[1].get("winning"))
+        elif ended[0] == "user_error":
+            queue.finish(session, claim, state=VerificationState.FAILED, error=ended[2])
+            log.info("verification %s failed: %s (%s)", vid, ended[2], ended[1])
+        else:
+            state = queue.release_for_retry(session, claim, error=ended[1])
+            log.warning("verification %s: %s; now %s", vid, ended[1], state.value)
+
+
+class _Listener:
+    """``queue.QueueListener`` that degrades to plain polling while the database is
+    unreachable (it reconnects on the next wait)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.listener: queue.QueueListener | None = None
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Return after ``seconds``, or sooner when work is queued or ``stop`` is set."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            try:
+                if self.listener is None:
+                    self.listener = queue.QueueListener(self.url)
+                # Short slices: a signal handler's stop request is seen within TICK*5.
+                if self.listener.wait(min(left, TICK * 5)):
+                    return
+            except psycopg.Error:
+                self.close()
+                stop.wait(left)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            try:
+                self.listener.close()
+            finally:
+                self.listener = None
+
+    def __enter__(self) -> _Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn SIGTERM/SIGINT into ``stop`` while running (main thread only; elsewhere the
+    caller owns signals and passes ``stop``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
