@@ -66,20 +66,24 @@ def run_worker(
     once: bool = False,
     entry: str = DEFAULT_ENTRY,
 ) -> None:
-    """Run jobs until ``stop`` is set, SIGTERM/SIGINT arrives, or (with ``once``) the
-    queue is empty.
+    """Run jobs until ``stop`` is set or (with ``once``) the queue is empty.
+
+    Without a ``stop`` event, the worker owns its signals: SIGTERM and SIGINT set one
+    (main thread only). A caller that passes ``stop`` decides itself which signals stop
+    the worker (``nirvana serve`` ignores SIGINT in its workers, for instance).
 
     On stop, a job in progress is handed back to the queue (its attempt not counted)
     after its child is stopped. ``entry`` (``module:function``) is what the child
     runs; tests substitute one, production never does.
     """
+    own_signals = stop is None
     stop = stop if stop is not None else threading.Event()
     engine = make_engine(settings.database_url, pool_size=2)
     factory = make_sessionmaker(engine)
     log.info("worker %s started (lease %ss, heartbeat %ss)", settings.worker_id,
              settings.lease_seconds, settings.heartbeat_seconds)
     try:
-        with _stop_on_signals(stop), _Listener(settings.database_url) as listener:
+        with _stop_on_signals(stop, enabled=own_signals), _Listener(settings.database_url) as listener:
             while not stop.is_set():
                 try:
                     claim = _reap_and_claim(factory, settings)
@@ -302,10 +306,10 @@ class _Listener:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGTERM/SIGINT into ``stop`` while running (main thread only; elsewhere the
-    caller owns signals and passes ``stop``)."""
-    if threading.current_thread() is not threading.main_thread():
+def _stop_on_signals(stop: threading.Event, *, enabled: bool) -> Iterator[None]:
+    """Turn SIGTERM/SIGINT into ``stop`` while running (only in the main thread, where
+    Python delivers signals)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
