@@ -98,6 +98,14 @@ def migrate(database_url: str) -> None:
 # --- workers ----------------------------------------------------------------------
 
 
+def configure_logging() -> None:
+    """INFO from our own loggers on stderr, so an operator sees workers claim jobs."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(name)s: %(message)s")
+    # Chatty at INFO about their internals (pg_ctl calls, alembic plugin setup).
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
 def _worker_child(settings: dict[str, Any]) -> None:
     """Body of one worker child process (spawned, so it starts with a clean interpreter).
 
@@ -107,6 +115,7 @@ def _worker_child(settings: dict[str, Any]) -> None:
     from worker.main import run_worker
     from worker.settings import WorkerSettings
 
+    configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -161,6 +170,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: 
     """
     root = paths.home(home)
     sock = bind_socket(host, port)
+    configure_logging()
     handle: DatabaseHandle | None = None
     children: list[BaseProcess] = []
     _interrupt_on_sigterm()

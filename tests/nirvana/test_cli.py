@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from db.models.users import ApiToken
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import authenticate, hash_token
 from nirvana.cli import app
+from tests.nirvana.conftest import LiveApi
+from tests.support.tickets import make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,3 +78,34 @@ def test_server_errors_print_detail_and_code_without_traceback(free_port: int) -
     result = CliRunner().invoke(app, ["show", "0" * 64, "--url", f"http://127.0.0.1:{free_port}"])
     assert result.exit_code == 1
     assert "(unreachable)" in result.stderr and "Traceback" not in result.output
+
+
+def test_push_tickets_show_status_pull_against_the_api(live_api: LiveApi, tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    files = make_ticket(title="cli ticket")
+    (folder / "ticket.json").write_text(json.dumps(files.manifest))
+    (folder / "mask.safetensors").write_bytes(files.mask_bytes())
+    env = {"NIRVANA_URL": live_api.url, "NIRVANA_TOKEN": live_api.token, "NIRVANA_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+
+    pushed = runner.invoke(app, ["push", str(folder)], env=env)
+    assert pushed.exit_code == 0, pushed.output
+    ticket_id = pushed.stdout.split()[0]
+    assert len(ticket_id) == 64 and "queued" in pushed.stdout
+
+    listed = runner.invoke(app, ["tickets", "--task", "digits", "--sort", "-sparsity"], env=env)
+    assert listed.exit_code == 0 and ticket_id[:12] in listed.stdout and "cli ticket" in listed.stdout
+    shown = runner.invoke(app, ["show", ticket_id[:12]], env=env)
+    assert shown.exit_code == 0 and ticket_id in shown.stdout and "fc1.weight" in shown.stdout
+    status = runner.invoke(app, ["status", ticket_id[:12]], env=env)
+    assert status.exit_code == 0 and "queued" in status.stdout
+    pulled = runner.invoke(app, ["pull", ticket_id[:12], "--out", str(tmp_path / "pulled")], env=env)
+    assert pulled.exit_code == 0, pulled.output
+    assert sorted(p.name for p in (tmp_path / "pulled").iterdir()) == [
+        "init.safetensors", "mask.safetensors", "ticket.json",
+    ]  # fmt: skip
+
+    missing = runner.invoke(app, ["show", "0" * 64], env=env)
+    assert missing.exit_code == 1
+    assert "(ticket_not_found)" in missing.stderr and "Traceback" not in missing.output
