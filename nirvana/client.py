@@ -29,6 +29,7 @@ import httpx
 
 from nirvana import paths
 from nirvana.cache import BlobCache
+from nirvana.progress import bytes_bar, percent_bar
 from nirvana.errors import (
     NirvanaError,
     OfflineError,
@@ -297,7 +298,7 @@ class Client:
         """
         verification_id = id if _is_uuid(id) else str(self.latest_verification(id)["id"])
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _progress_bar(verification_id) if progress else None
+        bar = percent_bar(f"verification {verification_id[:8]}") if progress else None
         try:
             while True:
                 current = self.verification(verification_id)
@@ -397,7 +398,7 @@ class Client:
         found = []
         for kind in ("mask", "init"):
             link = ticket.get("links", {}).get(kind) or f"/api/v1/tickets/{full}/{kind}"
-            bar = _bytes_bar(f"{ticket['short_id']} {kind}") if progress and not self.offline else None
+            bar = bytes_bar(f"{ticket['short_id']} {kind}") if progress and not self.offline else None
             try:
                 found.append(
                     self.cache.fetch(
@@ -446,21 +447,3 @@ def _tensor_bytes(value: Mapping[str, torch.Tensor] | bytes) -> bytes:
     from lottery.files import dump_tensors
 
     return dump_tensors(value)
-
-
-def _progress_bar(label: str) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=100, desc=f"verification {label[:8]}", unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
-
-
-def _bytes_bar(label: str) -> Any:
-    from tqdm import tqdm
-
-    class _Bar(tqdm):  # type: ignore[type-arg]
-        def update_to(self, done: int, total: int | None) -> None:
-            if total is not None and self.total != total:
-                self.total = total
-            self.update(done - self.n)
-
-    return _Bar(desc=label, unit="B", unit_scale=True, leave=False)

@@ -20,6 +20,7 @@ from nirvana.errors import (
     TicketFolderError,
     TicketNotFoundError,
     UnauthorizedError,
+    WaitTimeoutError,
 )
 from tests.nirvana.conftest import LiveApi
 from tests.support.tickets import make_ticket
@@ -145,3 +146,12 @@ def test_load_builds_the_model_with_init_and_mask_applied(client: Client, tmp_pa
         assert torch.equal(getattr(module, param).detach(), init[name] * keep)
     out = model(torch.zeros(2, 64))
     assert out.shape == (2, 10)
+
+
+def test_wait_times_out_on_a_queued_job_and_returns_a_cancelled_one(client: Client, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t"))
+    with pytest.raises(WaitTimeoutError):
+        client.wait(ticket["short_id"], timeout=0.5, poll_interval=0.1, progress=True)
+    cancelled = client.cancel(ticket["verifications"][0]["id"])
+    assert cancelled["state"] == "cancelled"
+    assert client.wait(str(cancelled["id"]), timeout=5, progress=False)["state"] == "cancelled"
