@@ -109,3 +109,9 @@ def test_push_tickets_show_status_pull_against_the_api(live_api: LiveApi, tmp_pa
     missing = runner.invoke(app, ["show", "0" * 64], env=env)
     assert missing.exit_code == 1
     assert "(ticket_not_found)" in missing.stderr and "Traceback" not in missing.output
+
+
+def test_migrate_is_idempotent(fresh_database_url: str) -> None:
+    result = CliRunner().invoke(app, ["migrate"], env={"DATABASE_URL": fresh_database_url})
+    assert result.exit_code == 0, result.output
+    assert "newest migration" in result.stdout
