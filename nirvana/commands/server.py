@@ -40,8 +40,11 @@ def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None
 def worker_command() -> None:
     """Run one verification worker until Ctrl-C or SIGTERM."""
     from nirvana.database import find_database
+    from nirvana.serve import configure_logging
     from worker.main import run_worker
     from worker.settings import WorkerSettings
+
+    configure_logging()
 
     with find_database() as handle:
         settings = WorkerSettings(database_url=handle.url)
