@@ -146,10 +146,13 @@ def _run_job(
         spec = _job_spec(factory, settings, claim)
         running = _start_child(spec, entry)
         log.info("verification %s running in child pid %s", claim.verification_id, running.process.pid)
+        ended: Outcome | Interrupt | None = Interrupt.STOPPED
         try:
             ended = _supervise(factory, settings, claim, running, stop)
         finally:
-            _stop_child(running, settings.kill_grace_seconds)
+            # A child that reported is exiting on its own: let it, rather than SIGTERM it.
+            reported = not isinstance(ended, Interrupt)
+            _stop_child(running, settings.kill_grace_seconds, exiting=reported)
         _record(factory, claim, ended, running.process.exitcode)
     except queue.LeaseLostError:
         log.warning("verification %s: lease lost; another worker owns it now", claim.verification_id)
@@ -225,10 +228,11 @@ def _drain_progress(running: Running) -> None:
             return
 
 
-def _stop_child(running: Running, grace: float) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; reap it and close the pipes."""
+def _stop_child(running: Running, grace: float, *, exiting: bool = False) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; reap it and close the pipes. An
+    ``exiting`` child gets ``grace`` seconds to exit by itself first."""
     process = running.process
-    process.join(timeout=TICK)
+    process.join(timeout=max(grace, TICK) if exiting else TICK)
     if process.is_alive():
         process.terminate()
         process.join(timeout=grace)

@@ -26,6 +26,8 @@ from db.session import make_engine, make_sessionmaker, unit_of_work
 from tests.factories.tickets import store_queued
 from tests.worker.entries import serve
 from worker.child import DEFAULT_ENTRY
+from worker.main import run_worker
+from worker.settings import WorkerSettings
 
 SPIN = "tests.worker.entries:spin"
 HEARTBEAT = 0.2
@@ -246,3 +248,15 @@ def test_the_child_dies_with_a_killed_worker_and_the_job_is_reaped(
     workers.start()
     _until(lambda: len(workers.child_pids(vid)) == 2, 30, "the job to be claimed again")
     assert _job(factory, vid).attempts == 2
+
+
+def test_once_returns_when_the_queue_is_empty(fresh_database_url: str, storage: LocalBlobStorage) -> None:
+    settings = WorkerSettings(database_url=fresh_database_url, blob_dir=storage.root, poll_seconds=30)
+    started = time.monotonic()
+    run_worker(settings, once=True)
+    assert time.monotonic() - started < 5
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused(fresh_database_url: str) -> None:
+    with pytest.raises(ValueError, match="twice"):
+        WorkerSettings(database_url=fresh_database_url, lease_seconds=5, heartbeat_seconds=5)
