@@ -8,10 +8,12 @@ Contract of ``train`` (what verification results depend on):
   permutation per epoch; batch ``i`` of an epoch is ``perm[i*b:(i+1)*b]``. The tail
   of a permutation shorter than a batch is dropped (every batch has the same size);
   a batch larger than the training set is clamped to it.
-- Masks: masked weights are zeroed once before the first step and again after every
-  optimizer step, in place under ``no_grad``. No forward hooks, so a masked forward
-  pass costs what a dense one does, and masked weights are exactly ``+0.0`` at every
-  step boundary (the optimizer may move them within a step; we undo it).
+- Masks: weights are multiplied by the mask once before the first step and again
+  after every optimizer step, in place under ``no_grad``. No forward hooks, so a
+  masked forward pass costs what a dense one does, and masked weights are exactly
+  zero (``== 0``; a negative weight times 0 is ``-0.0``) at every step boundary (the
+  optimizer may move them within a step; we undo it). A float multiply, because
+  ``masked_fill_`` with a bool mask measured 20x slower on the CPU (15% of a step).
 - Learning rate: ``lr * warmup(step) * schedule(step)``; warmup is linear from
   ``lr/warmup_steps`` to ``lr``; ``step`` multiplies by ``gamma`` at each milestone,
   ``cosine`` anneals to 0 at ``steps``.
@@ -139,7 +141,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = EV
 def _mask_pairs(
     model: nn.Module, mask: Mapping[str, torch.Tensor] | None, device: torch.device
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(parameter, *pruned* positions) pairs, the latter as bool tensors on ``device``."""
+    """(parameter, mask) pairs, the mask as 0/1 in the parameter's dtype on ``device``."""
     if not mask:
         return []
     params = dict(model.named_parameters())
@@ -150,14 +152,14 @@ def _mask_pairs(
         p = params[name]
         if tuple(m.shape) != tuple(p.shape):
             raise InvalidMaskError(f"mask {name!r} has shape {tuple(m.shape)}, parameter {tuple(p.shape)}")
-        pairs.append((p, ~m.to(device=device, dtype=torch.bool)))
+        pairs.append((p, m.to(device=device, dtype=torch.bool).to(p.dtype)))
     return pairs
 
 
 @torch.no_grad()
 def _zero_pruned(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    for p, pruned in pairs:
-        p.masked_fill_(pruned, 0.0)
+    for p, keep in pairs:
+        p.mul_(keep)
 
 
 def _eval_steps(steps: int, eval_every: int | None) -> set[int]:
