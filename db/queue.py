@@ -109,6 +109,7 @@ def reap_expired(session: Session, *, now: dt.datetime | None = None) -> int:
         .where(Verification.state == VerificationState.RUNNING.value, Verification.lease_expires_at < cutoff)
         .order_by(Verification.lease_expires_at)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     ).all()
     for row in rows:
         last = row.worker_id or "an unknown worker"
@@ -291,7 +292,9 @@ def _record_on_ticket(session: Session, *, ticket_id: str, task: str, result: Ma
 
 
 def _locked_held(session: Session, verification_id: uuid.UUID, token: uuid.UUID) -> Verification:
-    row = session.scalars(select(Verification).where(_held(verification_id, token)).with_for_update()).one_or_none()
+    row = session.scalars(
+        select(Verification).where(_held(verification_id, token)).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
     if row is None:
         raise LeaseLostError(f"verification {verification_id}: lease {token} is no longer held")
     return row
@@ -347,7 +350,11 @@ def request_cancel(session: Session, verification_id: uuid.UUID) -> Verification
     gets ``cancel_requested`` and its worker stops it within one heartbeat; a finished
     one is left as it is. Returns the row. Raises ``VerificationNotFoundError``."""
     row = session.scalars(
-        select(Verification).where(Verification.id == verification_id).with_for_update()
+        select(Verification)
+        .where(Verification.id == verification_id)
+        .with_for_update()
+        # The caller may hold this row from before the lock: decide on its locked state.
+        .execution_options(populate_existing=True)
     ).one_or_none()
     if row is None:
         raise VerificationNotFoundError(str(verification_id))

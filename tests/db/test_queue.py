@@ -214,3 +214,22 @@ def test_listener_wakes_when_a_job_is_queued(fresh_database_url: str, tmp_path: 
         assert listener.wait(0.1) is False
     assert queue.wait_for_work(fresh_database_url, 0.1) is False
     engine.dispose()
+
+
+def test_cancel_decides_on_the_locked_row_not_a_stale_copy(fresh_database_url: str, tmp_path: Path) -> None:
+    engine = make_engine(fresh_database_url)
+    factory = make_sessionmaker(engine)
+    with unit_of_work(factory) as session:
+        _, job = store_queued(session, LocalBlobStorage(tmp_path))
+    with factory() as api_session:
+        assert api_session.get(Verification, job.id).state == "queued"  # type: ignore[union-attr]
+        # A worker claims it after the API loaded the row, before it cancels.
+        with unit_of_work(factory) as worker_session:
+            claim = queue.claim_next(worker_session, worker_id="w", lease_seconds=60)
+        assert claim is not None
+        row = queue.request_cancel(api_session, job.id)
+        api_session.commit()
+        assert (row.state, row.cancel_requested) == ("running", True)
+    with unit_of_work(factory) as worker_session:
+        assert queue.heartbeat(worker_session, claim, progress=0.2, lease_seconds=60) is True
+    engine.dispose()
