@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lottery.digests import tensors_digest
-from lottery.errors import TaskUnavailableError, UnknownTaskError
+from lottery.errors import InvalidDatasetError, UnknownTaskError
 from lottery.idx import IdxSource
 from lottery.training import Recipe
 
@@ -209,10 +209,9 @@ def _to_data(spec: TaskSpec, arrays: Arrays) -> TaskData:
     x_te = x_te.to(torch.float32).reshape(-1, *shape)
     y_tr, y_te = y_tr.to(torch.int64), y_te.to(torch.int64)
     if (len(x_tr), len(x_te)) != (spec.train_size, spec.test_size):
-        raise TaskUnavailableError(
+        raise InvalidDatasetError(
             f"task {spec.name}: expected {spec.train_size}/{spec.test_size} samples, "
-            f"found {len(x_tr)}/{len(x_te)}",
-            code="invalid_dataset",
+            f"found {len(x_tr)}/{len(x_te)}"
         )
     tensors = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
     return TaskData(spec=spec, fingerprint=tensors_digest(tensors), **tensors)
