@@ -20,7 +20,7 @@ import torch
 from lottery.digests import tensors_digest
 from lottery.errors import InvalidDatasetError, UnknownTaskError
 from lottery.idx import IdxSource
-from lottery.training import Recipe
+from lottery.recipes import Recipe
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 

@@ -25,58 +25,21 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from lottery.errors import InvalidMaskError
+from lottery.recipes import Recipe
 
 if TYPE_CHECKING:
     from lottery.tasks import TaskData
 
+__all__ = ["EVAL_BATCH", "BatchSampler", "Recipe", "TrainResult", "evaluate", "make_optimizer", "train"]
+
 #: Eval batch size: eval is inference only, so big batches amortise per-call overhead.
 EVAL_BATCH = 8192
-
-
-class Recipe(BaseModel):
-    """Training hyper-parameters. Unknown keys are rejected so typos cannot go unnoticed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    optimizer: Literal["sgd", "adam"] = "adam"
-    lr: float = Field(gt=0, allow_inf_nan=False)
-    momentum: float = Field(default=0.0, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    batch_size: int = Field(ge=1, le=65536)
-    steps: int = Field(ge=1)
-    data_seed: int = 0
-    warmup_steps: int = Field(default=0, ge=0)
-    schedule: Literal["constant", "step", "cosine"] = "constant"
-    milestones: list[int] = Field(default_factory=list)
-    gamma: float = Field(default=0.1, gt=0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _check_milestones(self) -> Recipe:
-        if any(m < 1 for m in self.milestones) or self.milestones != sorted(self.milestones):
-            raise ValueError("milestones must be positive and increasing")
-        return self
-
-    def lr_factor(self, step: int) -> float:
-        """The multiplier of ``lr`` for the optimizer step taken at ``step`` (0-based)."""
-        f = 1.0
-        if self.warmup_steps > 0 and step < self.warmup_steps:
-            f *= (step + 1) / self.warmup_steps
-        if self.schedule == "step":
-            f *= self.gamma ** sum(1 for m in self.milestones if step >= m)
-        elif self.schedule == "cosine":
-            f *= 0.5 * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
-        return f
-
-    @property
-    def constant_lr(self) -> bool:
-        return self.warmup_steps == 0 and self.schedule == "constant"
 
 
 @dataclass
@@ -180,6 +143,7 @@ def train(
     eval_every: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     capture_step: int | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` under ``recipe``; see the module docstring.
 
@@ -191,6 +155,8 @@ def train(
             end; an exception it raises stops training and propagates (cancellation).
         capture_step: keep a CPU copy of the weights after this many steps (0 = before
             training) in ``TrainResult.captured`` (late resetting / rewinding).
+        on_eval: called as ``(step, test accuracy)`` at every point of the curve, e.g.
+            to show the current accuracy on a progress bar.
 
     Bitwise repeatable on the CPU for the same model weights, data and recipe.
     """
@@ -216,6 +182,8 @@ def train(
             captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if step in evals:
             curve.append((step, evaluate(model, x_test, y_test)))
+            if on_eval is not None:
+                on_eval(*curve[-1])
         if on_progress is not None and (step % progress_every == 0 or step == recipe.steps):
             on_progress(step, recipe.steps)
         if step == recipe.steps:
