@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
+from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
 from api.settings import ApiSettings
 from db.blobs import LocalBlobStorage
 from db.session import make_engine, make_sessionmaker
 
 API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "pages" / "static"
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -43,4 +47,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     for module in (health, tasks, architectures, tickets, downloads, verifications):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
