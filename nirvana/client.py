@@ -378,8 +378,8 @@ class Client:
         """
         from lottery.architectures import build_model
         from lottery.files import load_tensors
+        from lottery.interop import apply_prune_masks
         from lottery.tasks import get_task
-        from torch.nn.utils import prune
 
         ticket, mask_path, init_path = self._fetch_all(id, progress=False)
         spec = get_task(ticket["task"])
@@ -387,9 +387,7 @@ class Client:
         model.load_state_dict(load_tensors(init_path.read_bytes()), strict=True)
         model.to(device)
         mask = {name: t.to(device=device, dtype=_bool()) for name, t in load_tensors(mask_path.read_bytes()).items()}
-        for name, tensor in mask.items():
-            module_name, _, param = name.rpartition(".")
-            prune.custom_from_mask(model.get_submodule(module_name), name=param, mask=tensor)
+        apply_prune_masks(model, mask)  # the same pruning people get from lottery.interop
         return model, mask
 
     def _fetch_all(self, id: str, *, progress: bool) -> tuple[dict[str, Any], Path, Path]:
