@@ -2,8 +2,9 @@
 
 A name is parsed by the first registered *family* whose prefix matches it; a family
 turns the rest of the name plus the task's input shape and class count into a module.
-Adding a family (``conv4``, ``vgg16``, ``resnet20`` ...) is one ``register_family`` call,
-typically from its own module imported at the bottom of this one.
+Adding a family is one ``register_family`` call from its own module, imported at the
+bottom of this one: ``lottery.zoo.conv`` (``conv2/4/6``), ``lottery.zoo.vgg``
+(``vgg11..19``), ``lottery.zoo.resnet`` (``resnet<D>[_<W>]``).
 
 Parameter names are part of the wire format (masks and inits are keyed by them), so
 every family documents its ``state_dict`` names and keeps them stable.
@@ -235,3 +236,8 @@ def describe(name: str, input_shape: tuple[int, ...], num_classes: int) -> Archi
 def list_architectures() -> list[str]:
     """Example names of every registered family (any width works where a family allows)."""
     return [ex for f in sorted(_FAMILIES, key=lambda f: f.prefix) for ex in f.examples]
+
+
+# The families in their own modules register themselves on import; imported last
+# because they import ``Family`` and ``register_family`` from this module.
+from lottery.zoo import conv, resnet, vgg  # noqa: E402, F401
