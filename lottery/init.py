@@ -9,9 +9,14 @@ what an existing scheme produces; add a new scheme instead:
 3. Visit ``model.named_modules()`` in order (definition order, depth first). For each
    ``nn.Linear`` / ``nn.Conv2d``: fill ``weight`` by the scheme, drawing from the
    generator; then the bias (zero for every scheme but ``torch_default``). For each
-   BatchNorm: weight from U(0, 1) (as OpenLTH does), bias zero, running mean 0,
-   running var 1, ``num_batches_tracked`` 0.
-4. Return ``state_dict()`` as contiguous CPU float32 tensors.
+   BatchNorm: weight from U[0, 1) (OpenLTH's default ``bn_initializers.uniform``,
+   ``torch.rand``; ``uniform_(0, 1)`` draws the same values), bias zero, running mean
+   0, running var 1, ``num_batches_tracked`` 0 (int64; buffers are part of the init).
+4. Return ``state_dict()`` as contiguous CPU tensors (float32; integer buffers keep
+   their dtype).
+
+Everything happens on the CPU whatever the default device (``torch.device("cuda")``
+contexts included), so the same tensors come out on any machine; move them afterwards.
 
 Schemes: ``kaiming_normal`` (OpenLTH's default: ``kaiming_normal_(w)``, i.e. fan-in,
 gain sqrt(2)), ``kaiming_uniform`` (same, uniform), ``glorot_normal`` and
