@@ -1,8 +1,9 @@
 """Tasks: datasets with a fixed train/test split, a metric and a default recipe.
 
 Nothing here downloads: ``digits`` ships with scikit-learn, ``mnist1d`` is generated
-by its package, ``fashion-mnist`` is read from IDX files on disk (``lottery.idx``).
-Adding another IDX dataset (``mnist``) is one ``_register`` call with an ``IdxSource``.
+by its package, ``mnist`` and ``fashion-mnist`` are read from IDX files on disk
+(``lottery.idx``), ``cifar10`` from the binary batches (``lottery.cifar``). Adding a
+dataset kept in files is one ``_register(_file_entry(spec, source))`` call.
 Loaded data is cached per process on the CPU; ``load_task`` copies it to the device.
 """
 
@@ -13,10 +14,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from lottery.cifar import OPENLTH_MEAN, OPENLTH_STD, CifarSource
 from lottery.digests import tensors_digest
 from lottery.errors import InvalidDatasetError, UnknownTaskError
 from lottery.idx import IdxSource
@@ -105,7 +108,19 @@ def _no_dir(_: Path | None) -> str:
     return ""
 
 
-def _idx_entry(spec: TaskSpec, source: IdxSource) -> _Entry:
+class DataSource(Protocol):
+    """Files of a dataset under a data directory (``IdxSource``, ``CifarSource``)."""
+
+    @property
+    def subdir(self) -> str: ...
+    @property
+    def default_dir(self) -> Path: ...
+    def find_or_none(self, candidates: list[Path]) -> Path | None: ...
+    def find(self, candidates: list[Path]) -> Path: ...
+    def load(self, folder: Path) -> Arrays: ...
+
+
+def _file_entry(spec: TaskSpec, source: DataSource) -> _Entry:
     def load(data_dir: Path | None) -> Arrays:
         return source.load(source.find(_candidates(source.subdir, data_dir, source.default_dir)))
 
@@ -119,12 +134,15 @@ def _idx_entry(spec: TaskSpec, source: IdxSource) -> _Entry:
 
 
 def _candidates(subdir: str, data_dir: Path | None, default: Path) -> list[Path]:
-    """Folders to look in, in order: ``data_dir`` (and its ``subdir``) when given; else
-    ``$NIRVANA_DATA_DIR/subdir``, ``$NIRVANA_DATA_DIR``, then the system ``default``."""
+    """Folders to look in, in order: ``data_dir/subdir`` when ``data_dir`` is given;
+    else ``$NIRVANA_DATA_DIR/subdir``, then the system ``default``.
+
+    Never the data directory itself: MNIST and Fashion-MNIST files have the same names,
+    so files lying loose there could be served as either task."""
     if data_dir is not None:
-        return [Path(data_dir) / subdir, Path(data_dir)]
+        return [Path(data_dir) / subdir]
     env = os.environ.get("NIRVANA_DATA_DIR")
-    found = [Path(env) / subdir, Path(env)] if env else []
+    found = [Path(env) / subdir] if env else []
     return [*found, default]
 
 
@@ -162,7 +180,44 @@ _register(
     )
 )
 _register(
-    _idx_entry(
+    _file_entry(
+        TaskSpec(
+            name="mnist",
+            input_shape=(1, 28, 28),
+            num_classes=10,
+            train_size=60000,
+            test_size=10000,
+            # The LTH paper's LeNet-300-100 recipe, in full (50K iterations).
+            default_recipe=Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=50000),
+            description="MNIST (LeCun et al.), official IDX files, 60,000 / 10,000",
+        ),
+        IdxSource(subdir="mnist", default_dir=Path("/usr/share/datasets/mnist")),
+    )
+)
+_register(
+    _file_entry(
+        TaskSpec(
+            name="cifar10",
+            input_shape=(3, 32, 32),
+            num_classes=10,
+            train_size=50000,
+            test_size=10000,
+            # The LTH paper's Conv-4 recipe (Adam 3e-4, batch 60, 25K iterations).
+            # ResNets and VGGs want OpenLTH's SGD recipe instead; pass it explicitly.
+            default_recipe=Recipe(optimizer="adam", lr=3e-4, batch_size=60, steps=25000),
+            description="CIFAR-10 (Krizhevsky), official binary batches, 50,000 / 10,000, "
+            "normalised per channel as OpenLTH does, no augmentation",
+        ),
+        CifarSource(
+            subdir="cifar10",
+            default_dir=Path("/usr/share/datasets/cifar10"),
+            mean=OPENLTH_MEAN,
+            std=OPENLTH_STD,
+        ),
+    )
+)
+_register(
+    _file_entry(
         TaskSpec(
             name="fashion-mnist",
             input_shape=(1, 28, 28),

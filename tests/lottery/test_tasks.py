@@ -146,7 +146,17 @@ def test_list_tasks_and_recipes() -> None:
 
 
 def test_env_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_idx_set(tmp_path, 3, 1, gz=False)  # directly in $NIRVANA_DATA_DIR
+    write_idx_set(tmp_path / "fashion-mnist", 3, 1, gz=False)
     monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path))
     with pytest.raises(TaskUnavailableError, match="expected"):
         load_task("fashion-mnist")
+
+
+def test_loose_files_in_the_data_dir_are_no_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MNIST and Fashion-MNIST share file names: files lying loose in the data directory
+    # could be either, so neither task takes them.
+    write_idx_set(tmp_path, 3, 1, gz=False)
+    monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path))
+    assert not is_available("mnist")
+    assert not is_available("mnist", data_dir=tmp_path)
+    assert not is_available("fashion-mnist", data_dir=tmp_path)
