@@ -123,6 +123,18 @@ def _section(hp: dict[str, dict[str, str]], name: str) -> dict[str, str]:
 
 
 def recipe_from_hparams(hp: dict[str, dict[str, str]], task: TaskSpec) -> tuple[Recipe, int, list[str]]:
+    """See ``_recipe``; a missing key or a malformed value is an ``OpenLTHImportError``."""
+    try:
+        return _recipe(hp, task)
+    except KeyError as exc:
+        raise OpenLTHImportError(f"hparams.log lacks {exc.args[0]!r}") from None
+    except ValueError as exc:  # float('x'), int('x'), and pydantic's ValidationError
+        if isinstance(exc, OpenLTHImportError):
+            raise
+        raise OpenLTHImportError(f"hparams.log: {str(exc).splitlines()[0]}") from None
+
+
+def _recipe(hp: dict[str, dict[str, str]], task: TaskSpec) -> tuple[Recipe, int, list[str]]:
     """``(recipe, rewind_step, notes)`` from parsed ``hparams.log``.
 
     Steps given in epochs use OpenLTH's ``ceil(train_size / batch_size)`` iterations per
@@ -135,6 +147,8 @@ def recipe_from_hparams(hp: dict[str, dict[str, str]], task: TaskSpec) -> tuple[
     for option in _DATA_OPTIONS:
         if option in data:
             raise OpenLTHImportError(f"dataset option {option}={data[option]} changes the task; cannot import")
+    if data["dataset_name"] != task.name:
+        raise OpenLTHImportError(f"the model is for {task.name}, but the run trained on {data['dataset_name']}")
     batch = int(data["batch_size"])
     per_epoch = math.ceil(task.train_size / batch)
     optimizer = train.get("optimizer_name", "")

@@ -241,6 +241,12 @@ def test_resnet_recipe_from_hparams() -> None:
     assert (recipe.optimizer, recipe.momentum, recipe.weight_decay) == ("sgd", 0.9, 0.0001)
     assert recipe.schedule == "step" and recipe.milestones == [80 * 391, 120 * 391]
     assert any("augmentation" in n for n in notes) and any("unseeded" in n for n in notes)
+    del hp["Dataset Hyperparameters"]["batch_size"]
+    with pytest.raises(OpenLTHImportError, match="lacks 'batch_size'"):
+        recipe_from_hparams(hp, cifar)
+    hp["Dataset Hyperparameters"].update(batch_size="128", dataset_name="mnist")
+    with pytest.raises(OpenLTHImportError, match="trained on mnist"):
+        recipe_from_hparams(hp, cifar)
     assert parse_step("2ep100it", 391) == 882
     with pytest.raises(OpenLTHImportError, match="malformed step"):
         parse_step("ten", 391)
