@@ -1,0 +1,60 @@
+"""Named recipes reproduce the papers' numbers; epochs resolve to steps per task."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from lottery.errors import InvalidRecipeError
+from lottery.recipes import Recipe, list_recipes, named_recipe, steps_per_epoch
+from lottery.tasks import get_task
+
+
+def test_lth_recipes_are_the_papers() -> None:
+    lenet = named_recipe("lth-lenet")
+    assert (lenet.optimizer, lenet.lr, lenet.batch_size, lenet.steps) == ("adam", 1.2e-3, 60, 50_000)
+    convs = {n: named_recipe(f"lth-{n}") for n in ("conv2", "conv4", "conv6")}
+    assert [(r.lr, r.batch_size, r.steps) for r in convs.values()] == [
+        (2e-4, 60, 20_000), (3e-4, 60, 25_000), (3e-4, 60, 30_000),
+    ]  # fmt: skip
+    m1 = named_recipe("mnist1d-lth")
+    assert (m1.optimizer, m1.lr, m1.batch_size, m1.steps) == ("adam", 2e-2, 100, 1501)
+    assert m1 == get_task("mnist1d").default_recipe
+
+
+def test_epoch_recipes_resolve_for_a_task() -> None:
+    cifar_sized = dataclasses.replace(get_task("digits"), train_size=50_000)
+    r = named_recipe("openlth-resnet20", cifar_sized)
+    per_epoch = 391  # ceil(50,000 / 128)
+    assert steps_per_epoch(50_000, 128) == per_epoch
+    assert (r.optimizer, r.lr, r.momentum, r.weight_decay, r.batch_size) == ("sgd", 0.1, 0.9, 1e-4, 128)
+    assert r.steps == 160 * per_epoch and r.milestones == [80 * per_epoch, 120 * per_epoch]
+    assert r.schedule == "step" and r.gamma == 0.1
+    assert r.lr_factor(80 * per_epoch - 1) == 1.0 and r.lr_factor(120 * per_epoch) == pytest.approx(0.01)
+    mnist_sized = dataclasses.replace(get_task("digits"), train_size=60_000)
+    lenet = named_recipe("openlth-lenet", mnist_sized)
+    assert (lenet.optimizer, lenet.lr, lenet.momentum, lenet.steps) == ("sgd", 0.1, 0.0, 40 * 469)
+
+
+def test_unknown_and_unresolvable_recipes() -> None:
+    with pytest.raises(InvalidRecipeError, match="unknown recipe"):
+        named_recipe("lth-lenett")
+    with pytest.raises(InvalidRecipeError, match="epochs"):
+        named_recipe("openlth-resnet20")
+    names = [r.name for r in list_recipes()]
+    assert names == sorted(names) and {"lth-lenet", "openlth-resnet20", "mnist1d-lth"} <= set(names)
+
+
+def test_recipe_moved_without_an_import_cycle() -> None:
+    from lottery import training
+
+    assert training.Recipe is Recipe
+    # recipes imports no other lottery module at run time; tasks imports Recipe from it.
+    code = "import sys, lottery.recipes; print(sorted(m for m in sys.modules if m.startswith('lottery.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['lottery.errors', 'lottery.recipes']"
+    code = "import lottery.tasks as t, lottery.recipes as r; assert t.Recipe is r.Recipe"
+    subprocess.run([sys.executable, "-c", code], check=True)
