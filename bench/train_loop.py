@@ -1,7 +1,6 @@
 """How much does ``lottery.training.train`` cost over a plain PyTorch loop?
 
-Trains LeNet-300-100 on Fashion-MNIST (random tensors of the same shape when the data
-is absent) with Adam, batch 60, for ``--steps`` steps, twice per round: once through
+For each model of ``--models``, trains it twice per round: once through
 ``lottery.training.train`` with a ~20%-density ticket mask, once through the plain loop
 below (same init, same index-drawn batches from the same seeded generator, no mask).
 Eval is disabled in both (``eval_every=0`` keeps only the final eval, which the plain
@@ -9,7 +8,15 @@ loop also does). Rounds alternate the two and the best time of each is kept, so 
 noisy shared machine hurts both alike. Prints steps/s of each and the ratio
 (goal: >= 0.95).
 
-    python bench/train_loop.py [--steps 2000] [--device cpu] [--rounds 3] [--threads N]
+- ``lenet_300_100``: Fashion-MNIST (random tensors of its shape when absent), Adam
+  1.2e-3, batch 60 (the LTH paper's LeNet recipe);
+- ``conv4``: random CIFAR-shaped tensors (3x32x32, 10 classes, 2,048 train / 256
+  test), Adam 3e-4, batch 60 (the LTH paper's Conv-4 recipe);
+- ``resnet20``: the same tensors, SGD 0.1, momentum 0.9, weight decay 1e-4, batch 128
+  (OpenLTH's ResNet-20 recipe, BatchNorm in train mode).
+
+    python bench/train_loop.py [--models lenet_300_100,conv4,resnet20] [--steps 2000]
+        [--conv-steps 6] [--device cpu] [--rounds 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,31 +38,64 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lottery.architectures import build_model, describe  # noqa: E402
 from lottery.init import generate_init  # noqa: E402
 from lottery.masks import random_mask_like  # noqa: E402
-from lottery.tasks import TaskData, get_task, is_available, load_task  # noqa: E402
-from lottery.training import Recipe, evaluate, train  # noqa: E402
+from lottery.recipes import Recipe  # noqa: E402
+from lottery.tasks import TaskData, TaskSpec, get_task, is_available, load_task  # noqa: E402
+from lottery.training import evaluate, train  # noqa: E402
 
-ARCH = "lenet_300_100"
+MODELS = ("lenet_300_100", "conv4", "resnet20")
+#: Random CIFAR-shaped data: small enough for memory, big enough for several batches.
+CIFAR_TRAIN, CIFAR_TEST = 2048, 256
 
 
-def fashion_or_random(device: str) -> tuple[TaskData, str]:
-    spec = get_task("fashion-mnist")
-    if is_available("fashion-mnist"):
-        return load_task("fashion-mnist", device=device), "fashion-mnist"
+@dataclass(frozen=True)
+class Case:
+    """One model to time: its data, recipe (steps set later) and a description."""
+
+    arch: str
+    data: TaskData
+    recipe: Recipe
+    source: str
+
+
+def random_data(spec: TaskSpec, n_train: int, n_test: int, device: str) -> TaskData:
     g = torch.Generator().manual_seed(0)
-    data = TaskData(
+    return TaskData(
         spec=spec,
-        x_train=torch.rand(spec.train_size, *spec.input_shape, generator=g).to(device),
-        y_train=torch.randint(0, 10, (spec.train_size,), generator=g).to(device),
-        x_test=torch.rand(spec.test_size, *spec.input_shape, generator=g).to(device),
-        y_test=torch.randint(0, 10, (spec.test_size,), generator=g).to(device),
+        x_train=torch.rand(n_train, *spec.input_shape, generator=g).to(device),
+        y_train=torch.randint(0, spec.num_classes, (n_train,), generator=g).to(device),
+        x_test=torch.rand(n_test, *spec.input_shape, generator=g).to(device),
+        y_test=torch.randint(0, spec.num_classes, (n_test,), generator=g).to(device),
         fingerprint="random",
     )
-    return data, "RANDOM tensors (fashion-mnist not found; set NIRVANA_DATA_DIR)"
+
+
+def make_case(arch: str, device: str) -> Case:
+    if arch == "lenet_300_100":
+        spec = get_task("fashion-mnist")
+        recipe = Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=1)
+        if is_available("fashion-mnist"):
+            return Case(arch, load_task("fashion-mnist", device=device), recipe, "fashion-mnist")
+        data = random_data(spec, spec.train_size, spec.test_size, device)
+        return Case(arch, data, recipe, "RANDOM fashion-mnist-shaped tensors (set NIRVANA_DATA_DIR)")
+    spec = get_task("cifar10")
+    data = random_data(spec, CIFAR_TRAIN, CIFAR_TEST, device)
+    source = f"RANDOM cifar10-shaped tensors ({CIFAR_TRAIN}/{CIFAR_TEST})"
+    if arch == "conv4":
+        return Case(arch, data, Recipe(optimizer="adam", lr=3e-4, batch_size=60, steps=1), source)
+    if arch == "resnet20":
+        recipe = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, steps=1)
+        return Case(arch, data, recipe, source)
+    raise SystemExit(f"unknown model {arch!r}; choose from {', '.join(MODELS)}")
 
 
 def plain_loop(model: nn.Module, data: TaskData, recipe: Recipe, device: torch.device) -> float:
     """The baseline: what anyone would write by hand. Returns final test accuracy."""
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    if recipe.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     g = torch.Generator().manual_seed(recipe.data_seed)
     n, b = data.x_train.shape[0], recipe.batch_size
@@ -76,66 +118,77 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def ticket_mask(arch: str, spec: TaskSpec) -> dict[str, torch.Tensor]:
+    """20% density in every prunable layer, at random positions (the cost does not
+    depend on which weights survive)."""
+    info = describe(arch, spec.input_shape, spec.num_classes)
+    counts = {p.name: torch.zeros(p.shape, dtype=torch.bool) for p in info.parameters if p.prunable}
+    for m in counts.values():
+        m.view(-1)[: max(1, m.numel() // 5)] = True
+    return random_mask_like(counts, seed=0)
+
+
+def time_case(case: Case, steps: int, rounds: int, device: torch.device) -> dict[str, float]:
+    """Best-of-``rounds`` seconds and final accuracy of both loops, after a warm-up."""
+    spec = case.data.spec
+    init = generate_init(case.arch, spec, "kaiming_normal", 0)
+    mask = ticket_mask(case.arch, spec)
+    recipe = case.recipe.model_copy(update={"steps": steps})
+    warm = recipe.model_copy(update={"steps": max(1, min(200, steps // 10))})
+
+    def fresh() -> nn.Module:
+        model = build_model(case.arch, spec.input_shape, spec.num_classes)
+        model.load_state_dict(init)
+        return model.to(device)
+
+    def timed(run: Callable[[nn.Module, Recipe], float], r: Recipe) -> tuple[float, float]:
+        model = fresh()
+        sync(device)
+        t = time.perf_counter()
+        acc = run(model, r)
+        sync(device)
+        return time.perf_counter() - t, acc
+
+    def ours(m: nn.Module, r: Recipe) -> float:
+        return train(m, case.data, r, mask=mask, device=device, eval_every=0).test_accuracy
+
+    def plain(m: nn.Module, r: Recipe) -> float:
+        return plain_loop(m, case.data, r, device)
+
+    timed(ours, warm), timed(plain, warm)
+    t_ours, t_plain = [], []
+    for _ in range(rounds):
+        t_ours.append(timed(ours, recipe))
+        t_plain.append(timed(plain, recipe))
+    (to, ao), (tp, ap) = min(t_ours), min(t_plain)
+    return {"steps": steps, "ours": steps / to, "plain": steps / tp, "ratio": tp / to, "acc_ours": ao, "acc_plain": ap}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    parser.add_argument("--steps", type=int, default=2000, help="steps for lenet_300_100")
+    parser.add_argument("--conv-steps", type=int, default=6, help="steps for conv4 and resnet20")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
-    )
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    archs = [a.strip() for a in args.models.split(",") if a.strip()]
+    cases = [make_case(a, args.device) for a in archs]  # fail on a bad name before timing
 
-    data, source = fashion_or_random(args.device)
-    spec = data.spec
-    info = describe(ARCH, spec.input_shape, spec.num_classes)
-    init = generate_init(ARCH, spec, "kaiming_normal", 0)
-    # A mask at 20% density in every layer (a random one: the cost does not depend on
-    # which weights survive).
-    dense = {p.name: torch.zeros(p.shape, dtype=torch.bool) for p in info.parameters if p.prunable}
-    for m in dense.values():
-        m.view(-1)[: max(1, m.numel() // 5)] = True
-    mask = random_mask_like(dense, seed=0)
-    recipe = Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=args.steps)
-    warm = recipe.model_copy(update={"steps": min(200, args.steps)})
-
-    def fresh() -> nn.Module:
-        model = build_model(ARCH, spec.input_shape, spec.num_classes)
-        model.load_state_dict(init)
-        return model.to(device)
-
-    def run_ours(r: Recipe) -> tuple[float, float]:
-        model = fresh()
-        sync(device)
-        t = time.perf_counter()
-        acc = train(model, data, r, mask=mask, device=device, eval_every=0).test_accuracy
-        sync(device)
-        return time.perf_counter() - t, acc
-
-    def run_plain(r: Recipe) -> tuple[float, float]:
-        model = fresh()
-        sync(device)
-        t = time.perf_counter()
-        acc = plain_loop(model, data, r, device)
-        sync(device)
-        return time.perf_counter() - t, acc
-
-    run_ours(warm), run_plain(warm)
-    ours, plain = [], []
-    for _ in range(args.rounds):
-        ours.append(run_ours(recipe))
-        plain.append(run_plain(recipe))
-    t_ours, acc_ours = min(ours)
-    t_plain, acc_plain = min(plain)
-
-    print(f"data: {source}; device: {device}; {ARCH}, Adam, batch 60, {args.steps} steps, "
-          f"best of {args.rounds}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"plain loop        : {args.steps / t_plain:8.1f} steps/s  (dense, test acc {acc_plain:.4f})")
-    print(f"lottery.train     : {args.steps / t_ours:8.1f} steps/s  (20% mask, test acc {acc_ours:.4f})")
-    print(f"ratio (train/plain): {t_plain / t_ours:.3f}  (goal >= 0.95)")
+    print(f"device: {device}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
+          f"best of {args.rounds}; lottery.train with a 20% mask, plain loop dense")
+    print(f"{'model':<15} {'steps':>6} {'plain/s':>9} {'train/s':>9} {'ratio':>6}  data, recipe")
+    for case in cases:
+        steps = args.steps if case.arch.startswith("lenet") else args.conv_steps
+        r = time_case(case, steps, args.rounds, device)
+        rec = case.recipe
+        print(f"{case.arch:<15} {steps:>6} {r['plain']:>9.1f} {r['ours']:>9.1f} {r['ratio']:>6.3f}  "
+              f"{case.source}; {rec.optimizer} lr {rec.lr} batch {rec.batch_size}", flush=True)
+    print("ratio = plain time / train time (goal >= 0.95)")
 
 
 if __name__ == "__main__":
