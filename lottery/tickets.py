@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from lottery.architectures import ArchitectureInfo, describe
 from lottery.digests import tensors_digest
@@ -89,6 +89,22 @@ class Manifest(BaseModel):
     license: str = "CC-BY-4.0"
     parent: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12,64}$")] | None = None
     format_version: int = FORMAT_VERSION
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_named_recipe(cls, data: object) -> object:
+        """``"recipe": "lth-lenet"`` names a recipe of ``lottery.recipes``; it is resolved
+        here (epochs for the task's train size), so the stored manifest spells it out."""
+        if isinstance(data, dict) and isinstance(data.get("recipe"), str):
+            from lottery.errors import UnknownTaskError
+            from lottery.recipes import named_recipe
+
+            try:
+                task = get_task(str(data.get("task")))
+            except UnknownTaskError:
+                task = None  # prepare_ticket reports the task; a step recipe still resolves
+            data = {**data, "recipe": named_recipe(data["recipe"], task).model_dump()}
+        return data
 
     def to_json(self) -> bytes:
         """UTF-8 JSON, ``None`` fields left out, as ``TicketFolder.write`` stores it."""

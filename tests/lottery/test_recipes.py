@@ -58,3 +58,17 @@ def test_recipe_moved_without_an_import_cycle() -> None:
     assert out.strip() == "['lottery.errors', 'lottery.recipes']"
     code = "import lottery.tasks as t, lottery.recipes as r; assert t.Recipe is r.Recipe"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_manifest_may_name_a_recipe() -> None:
+    import json
+
+    from lottery.errors import InvalidManifestError
+    from lottery.tickets import parse_manifest
+
+    base = {"architecture": "lenet_16", "task": "digits", "claimed": {"test_accuracy": 0.9}, "title": "t"}
+    manifest = parse_manifest(json.dumps({**base, "recipe": "openlth-lenet"}).encode())
+    assert manifest.recipe == named_recipe("openlth-lenet", get_task("digits"))
+    assert manifest.recipe is not None and manifest.recipe.steps == 40 * 12  # ceil(1500 / 128) = 12
+    with pytest.raises(InvalidManifestError, match="unknown recipe"):
+        parse_manifest(json.dumps({**base, "recipe": "no-such"}).encode())
