@@ -141,6 +141,10 @@ def chart(rows: list[Row], path: Path, title: str) -> Path:
     ax.axhline(100 * rows[0].dense, color="grey", lw=1, label="dense")
     ax.set_xscale("log")
     ax.invert_xaxis()
+    # Plain percentages (100, 50, 10, ...) instead of 10^k on the log axis.
+    ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2) if min(x) <= t <= max(x)]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("weights remaining (%)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
