@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -65,17 +66,33 @@ def set_tf32(on: bool) -> None:
     torch.backends.cudnn.allow_tf32 = on
 
 
+def same(name: str, expected: str, make: Callable[[], dict[str, torch.Tensor]]) -> bool:
+    """Whether ``make()`` digests to ``expected``; an exception is a failure, printed."""
+    try:
+        return tensors_digest({k: v.cpu() for k, v in make().items()}) == expected
+    except Exception as exc:  # report every failing check, not just the first
+        print(f"  {name}: {type(exc).__name__}: {exc}")
+        return False
+
+
 def determinism(arch: str, spec: TaskSpec, device: torch.device) -> dict[str, object]:
     init = generate_init(arch, spec, "kaiming_normal", 0)
     digest = tensors_digest(init)
-    with torch.device(device):  # any code path that might generate on the device
-        in_ctx = generate_init(arch, spec, "kaiming_normal", 0)
-        mask_ctx = random_mask_like(ticket_mask(arch, spec), seed=3)
-    with torch.device(device):
-        model = build_model(arch, spec.input_shape, spec.num_classes)
-    model.load_state_dict(init)
-    back = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    mask_cpu = random_mask_like(ticket_mask(arch, spec), seed=3)
+    mask_digest = tensors_digest(random_mask_like(ticket_mask(arch, spec), seed=3))
+
+    def init_in_ctx() -> dict[str, torch.Tensor]:
+        with torch.device(device):  # a default device must not move the draw
+            return generate_init(arch, spec, "kaiming_normal", 0)
+
+    def mask_in_ctx() -> dict[str, torch.Tensor]:
+        with torch.device(device):
+            return random_mask_like(ticket_mask(arch, spec), seed=3)
+
+    def roundtrip() -> dict[str, torch.Tensor]:
+        with torch.device(device):
+            model = build_model(arch, spec.input_shape, spec.num_classes)
+        model.load_state_dict(init)
+        return {k: v.detach() for k, v in model.state_dict().items()}
     tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     diff_default = forward_diff(arch, spec, init, device)
     set_tf32(False)
@@ -83,9 +100,9 @@ def determinism(arch: str, spec: TaskSpec, device: torch.device) -> dict[str, ob
     set_tf32(tf32[1])
     torch.backends.cuda.matmul.allow_tf32 = tf32[0]
     return {
-        "init_in_ctx": tensors_digest(in_ctx) == digest,
-        "weights_roundtrip": tensors_digest(back) == digest,
-        "mask": tensors_digest(mask_ctx) == tensors_digest(mask_cpu),
+        "init_in_ctx": same("init@dev", digest, init_in_ctx),
+        "weights_roundtrip": same("weights", digest, roundtrip),
+        "mask": same("mask", mask_digest, mask_in_ctx),
         "diff_default": diff_default,
         "diff_strict": diff_strict,
         "digest": digest[:12],
@@ -96,7 +113,11 @@ def sampler_same(device: torch.device) -> bool:
     """The training data order does not depend on the device."""
     cpu = BatchSampler(1000, 60, seed=7, device=torch.device("cpu"))
     dev = BatchSampler(1000, 60, seed=7, device=device)
-    return all(torch.equal(cpu.next(), dev.next().cpu()) for _ in range(40))
+    try:
+        return all(torch.equal(cpu.next(), dev.next().cpu()) for _ in range(40))
+    except Exception as exc:
+        print(f"  BatchSampler: {type(exc).__name__}: {exc}")
+        return False
 
 
 def main() -> int:

@@ -126,8 +126,10 @@ def random_mask_like(mask: Mapping[str, torch.Tensor], seed: int) -> dict[str, t
     for name in sorted(mask):
         m = mask[name]
         kept = int(m.sum().item())
-        flat = torch.zeros(m.numel(), dtype=torch.bool)
-        flat[torch.randperm(m.numel(), generator=g)[:kept]] = True
+        # Explicitly on the CPU: under a CUDA (or meta) default device the draw would
+        # otherwise leave the CPU generator's stream or fail.
+        flat = torch.zeros(m.numel(), dtype=torch.bool, device="cpu")
+        flat[torch.randperm(m.numel(), generator=g, device="cpu")[:kept]] = True
         out[name] = flat.reshape(m.shape)
     return {name: out[name] for name in mask}  # keep the caller's key order
 

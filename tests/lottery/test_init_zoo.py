@@ -14,7 +14,7 @@ from torch import nn
 from lottery.architectures import build_model, describe
 from lottery.digests import tensors_digest
 from lottery.init import INIT_SCHEMES, generate_init
-from lottery.masks import dense_mask, validate_init, validate_mask
+from lottery.masks import dense_mask, random_mask_like, validate_init, validate_mask
 from lottery.tasks import TaskSpec, get_task
 
 #: Pinned SHA-256 (``tensors_digest``) of generate_init("lenet_300_100", fashion-mnist,
@@ -115,3 +115,7 @@ def test_default_device_does_not_change_the_init(small_images: TaskSpec) -> None
         inside = generate_init("resnet8", small_images, "kaiming_normal", 1)
     assert all(t.device.type == "cpu" for t in inside.values())
     assert tensors_digest(inside) == expected
+    mask = dense_mask(describe("resnet8", small_images.input_shape, small_images.num_classes))
+    with torch.device("meta"):
+        drawn = random_mask_like(mask, seed=2)
+    assert tensors_digest(drawn) == tensors_digest(random_mask_like(mask, seed=2))
