@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ import httpx
 
 from nirvana import paths
 from nirvana.cache import BlobCache
+from nirvana.loading import build_pruned_model, is_uuid, manifest_of, relative_link, tensor_bytes
 from nirvana.progress import bytes_bar, percent_bar
 from nirvana.errors import (
     NirvanaError,
@@ -45,10 +45,6 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-MANIFEST_FIELDS = (
-    "architecture", "task", "init", "recipe", "claimed", "method",
-    "title", "description", "tags", "license", "parent",
-)  # fmt: skip
 
 
 def _truthy(value: str | None) -> bool:
@@ -245,10 +241,10 @@ class Client:
         manifest_bytes = manifest if isinstance(manifest, bytes) else json.dumps(dict(manifest)).encode()
         files = {
             "manifest": ("ticket.json", manifest_bytes, "application/json"),
-            "mask": ("mask.safetensors", _tensor_bytes(mask), "application/octet-stream"),
+            "mask": ("mask.safetensors", tensor_bytes(mask), "application/octet-stream"),
         }
         if init is not None:
-            files["init"] = ("init.safetensors", _tensor_bytes(init), "application/octet-stream")
+            files["init"] = ("init.safetensors", tensor_bytes(init), "application/octet-stream")
         response = self._request("POST", "/tickets", write=True, files=files)
         ticket = dict(response.json())
         ticket["created"] = response.status_code == 201
@@ -296,7 +292,7 @@ class Client:
             WaitTimeoutError, TicketNotFoundError, VerificationNotFoundError, and a
             ``NirvanaError`` when the ticket has no verification at all.
         """
-        verification_id = id if _is_uuid(id) else str(self.latest_verification(id)["id"])
+        verification_id = id if is_uuid(id) else str(self.latest_verification(id)["id"])
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = percent_bar(f"verification {verification_id[:8]}") if progress else None
         try:
@@ -376,19 +372,8 @@ class Client:
             As :meth:`download`; ``lottery`` errors if the files do not fit the
             architecture.
         """
-        from lottery.architectures import build_model
-        from lottery.files import load_tensors
-        from lottery.interop import apply_prune_masks
-        from lottery.tasks import get_task
-
         ticket, mask_path, init_path = self._fetch_all(id, progress=False)
-        spec = get_task(ticket["task"])
-        model = build_model(ticket["architecture"], tuple(spec.input_shape), spec.num_classes)
-        model.load_state_dict(load_tensors(init_path.read_bytes()), strict=True)
-        model.to(device)
-        mask = {name: t.to(device=device, dtype=_bool()) for name, t in load_tensors(mask_path.read_bytes()).items()}
-        apply_prune_masks(model, mask)  # the same pruning people get from lottery.interop
-        return model, mask
+        return build_pruned_model(ticket, mask_path, init_path, device=device)
 
     def _fetch_all(self, id: str, *, progress: bool) -> tuple[dict[str, Any], Path, Path]:
         ticket = self.ticket(id)
@@ -400,7 +385,7 @@ class Client:
             try:
                 found.append(
                     self.cache.fetch(
-                        self._http, _relative(link), ticket_id=full, kind=kind, offline=self.offline,
+                        self._http, relative_link(link), ticket_id=full, kind=kind, offline=self.offline,
                         on_bytes=bar.update_to if bar is not None else None,
                     )  # fmt: skip
                 )
@@ -410,38 +395,3 @@ class Client:
                 if bar is not None:
                     bar.close()
         return ticket, found[0], found[1]
-
-
-def manifest_of(ticket: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``ticket.json`` of a ticket JSON: the stored manifest when the server sends
-    it, else rebuilt from the ticket's fields; ``None`` fields are left out."""
-    stored = ticket.get("manifest")
-    source = stored if isinstance(stored, Mapping) and stored else ticket
-    return {k: source[k] for k in MANIFEST_FIELDS if source.get(k) is not None}
-
-
-def _relative(link: str) -> str:
-    # links are absolute paths (/api/v1/...); the HTTP client's base already has /api/v1.
-    return link.split("/api/v1", 1)[1] if "/api/v1" in link else link
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return "-" in value  # 32 bare hex chars are more likely a ticket id prefix
-
-
-def _bool() -> torch.dtype:
-    import torch
-
-    return torch.bool
-
-
-def _tensor_bytes(value: Mapping[str, torch.Tensor] | bytes) -> bytes:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    from lottery.files import dump_tensors
-
-    return dump_tensors(value)
