@@ -22,7 +22,9 @@ def read_architecture(name: str, task: Annotated[str, Query(description="sizes t
     return ArchitectureRead(
         name=name,
         task=task,
-        parameters=[ParameterRead(name=p.name, shape=list(p.shape), prunable=p.prunable) for p in info.parameters],
+        parameters=[
+            ParameterRead(name=p.name, shape=list(p.shape), prunable=p.prunable, buffer=p.buffer) for p in info.parameters
+        ],
         total=info.total,
         prunable=info.prunable,
     )

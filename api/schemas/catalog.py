@@ -28,6 +28,9 @@ class ParameterRead(BaseModel):
     name: str
     shape: list[int]
     prunable: bool
+    # Batch-norm running statistics: in the state_dict (and so in init.safetensors),
+    # never in a mask, and not counted in ``total``.
+    buffer: bool = False
 
 
 class ArchitectureRead(BaseModel):

@@ -105,6 +105,12 @@ def test_architecture_lists_parameters_for_a_task(client: TestClient) -> None:
     assert shapes["fc1.bias"] == ([300], False)
     assert shapes["fc3.weight"] == ([10, 100], True)
     assert (body["total"], body["prunable"]) == (266_610, 266_200)
+    assert not any(p["buffer"] for p in body["parameters"])
+    resnet = client.get("/api/v1/architectures/resnet20", params={"task": "cifar10"}).json()
+    buffers = [p["name"] for p in resnet["parameters"] if p["buffer"]]
+    assert "bn.running_mean" in buffers and not any(p["prunable"] for p in resnet["parameters"] if p["buffer"])
+    conv_on_1d = client.get("/api/v1/architectures/conv4", params={"task": "mnist1d"})
+    assert (conv_on_1d.status_code, conv_on_1d.json()["code"]) == (422, "incompatible_task")
     unknown = client.get("/api/v1/architectures/resnet9000x", params={"task": "digits"})
     assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_architecture")
     no_task = client.get("/api/v1/architectures/lenet_300_100", params={"task": "nope"})
