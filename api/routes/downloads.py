@@ -54,6 +54,9 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
     if etag in [tag.strip() for tag in if_none_match.split(",")] or if_none_match.strip() == "*":
         return Response(status_code=304, headers=headers)
     size = storage.size(sha)
+    if request.method == "HEAD":
+        # The headers alone: clients check the ETag (sha256) and size before fetching.
+        return Response(status_code=200, headers={**headers, "Content-Length": str(size)})
     range_header = request.headers.get("range")
     if range_header:
         bounds = parse_range(range_header, size)
@@ -69,13 +72,13 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
     return StreamingResponse(read_range(storage.open(sha), 0, size), media_type="application/octet-stream", headers=headers)
 
 
-@router.get("/tickets/{ref}/mask", response_class=StreamingResponse)
+@router.api_route("/tickets/{ref}/mask", methods=["GET", "HEAD"], response_class=StreamingResponse)
 def download_mask(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
     """``mask.safetensors``. ``ETag`` is its sha256; honours ``If-None-Match`` and ``Range``."""
     return _download("mask", ref, request, session, storage)
 
 
-@router.get("/tickets/{ref}/init", response_class=StreamingResponse)
+@router.api_route("/tickets/{ref}/init", methods=["GET", "HEAD"], response_class=StreamingResponse)
 def download_init(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
     """``init.safetensors`` (generated from the seed at upload for seed-only tickets)."""
     return _download("init", ref, request, session, storage)

@@ -22,6 +22,10 @@ def test_mask_download_is_the_uploaded_file_with_its_sha256_etag(client: TestCli
     mask = load_tensors(response.content)
     assert all(mask[name].equal(files.mask[name]) for name in files.mask)
 
+    head = client.head(f"/api/v1/tickets/{ticket['id']}/mask")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == f'"{digest}"' and head.headers["content-length"] == str(len(files.mask_bytes()))
+
     cached = client.get(f"/api/v1/tickets/{ticket['id']}/mask", headers={"If-None-Match": f'"{digest}"'})
     assert cached.status_code == 304 and cached.content == b""
     stale = client.get(f"/api/v1/tickets/{ticket['id']}/mask", headers={"If-None-Match": '"0000"'})
