@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lottery.errors import InvalidDatasetError, TaskUnavailableError
+from lottery.sources import FileSource
 
 RECORD = 1 + 3 * 32 * 32
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -46,7 +47,7 @@ def parse_records(data: bytes, *, name: str = "CIFAR-10 file") -> tuple[np.ndarr
 
 
 @dataclass(frozen=True)
-class CifarSource:
+class CifarSource(FileSource):
     """CIFAR-10 binary files under a data directory.
 
     A candidate folder matches when it, or its ``cifar-10-batches-bin`` child, holds
@@ -68,23 +69,11 @@ class CifarSource:
                 return files
         return None
 
-    def find_or_none(self, candidates: list[Path]) -> Path | None:
-        """The first folder of ``candidates`` where ``files_in`` finds the six files."""
-        for folder in candidates:
-            if self.files_in(folder) is not None:
-                return folder
-        return None
-
-    def find(self, candidates: list[Path]) -> Path:
-        folder = self.find_or_none(candidates)
-        if folder is None:
-            looked = ", ".join(str(c) for c in candidates)
-            raise TaskUnavailableError(
-                f"{self.subdir} data not found (looked in {looked}); extract the CIFAR-10 "
-                f"binary version (cifar-10-binary.tar.gz) into $NIRVANA_DATA_DIR/{self.subdir}, "
-                f"so that {ARCHIVE_DIR}/ holds {', '.join(TRAIN_FILES)} and {TEST_FILE}"
-            )
-        return folder
+    def placement_hint(self) -> str:
+        return (
+            f"extract the CIFAR-10 binary version (cifar-10-binary.tar.gz) into "
+            f"$NIRVANA_DATA_DIR/{self.subdir}, so that {ARCHIVE_DIR}/ holds {', '.join(TRAIN_FILES)} and {TEST_FILE}"
+        )
 
     def _pixels(self, images: np.ndarray) -> np.ndarray:
         x = images.astype(np.float32) / np.float32(255.0)

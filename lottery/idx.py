@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lottery.errors import InvalidDatasetError, TaskUnavailableError
+from lottery.sources import FileSource
 
 _DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
@@ -64,7 +65,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class IdxSource:
+class IdxSource(FileSource):
     """A dataset shipped as the four standard MNIST-style IDX files.
 
     ``subdir`` is the folder name under a data directory (``fashion-mnist``);
@@ -94,22 +95,11 @@ class IdxSource:
                 return None
         return found
 
-    def find_or_none(self, candidates: list[Path]) -> Path | None:
-        """The first folder of ``candidates`` holding all four files."""
-        for folder in candidates:
-            if self.files_in(folder) is not None:
-                return folder
-        return None
-
-    def find(self, candidates: list[Path]) -> Path:
-        folder = self.find_or_none(candidates)
-        if folder is None:
-            looked = ", ".join(str(c) for c in candidates)
-            raise TaskUnavailableError(
-                f"{self.subdir} data not found (looked in {looked}); put the four IDX files "
-                f"({', '.join(self.stems)}, .gz or not) in $NIRVANA_DATA_DIR/{self.subdir}"
-            )
-        return folder
+    def placement_hint(self) -> str:
+        return (
+            f"put the four IDX files ({', '.join(self.stems)}, .gz or not) "
+            f"in $NIRVANA_DATA_DIR/{self.subdir}"
+        )
 
     def load(self, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(x_train, y_train, x_test, y_test)``: float32 images in [0, 1], int64 labels."""
