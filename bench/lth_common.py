@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lottery.architectures import build_model
+from lottery.charts import plot_accuracy_vs_remaining
 from lottery.init import generate_init
 from lottery.masks import random_mask_like
 from lottery.pruning import LevelResult, find_ticket
@@ -124,33 +125,14 @@ def table(rows: list[Row]) -> str:
 
 def chart(rows: list[Row], path: Path, title: str) -> Path:
     """Test accuracy against weights remaining (log x, reversed: sparser to the right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    x = [100 * r.density for r in rows]
-    ax.plot(x, [100 * r.ticket for r in rows], "o-", label="ticket (IMP, reset to init)")
-    for key, style, label in (("reinit", "s--", "reinit (same mask, new init)"),
-                              ("random_mask", "^:", "random mask (same per-layer counts)")):  # fmt: skip
-        pts = [(100 * r.density, 100 * v) for r in rows if (v := getattr(r, key)) is not None]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), style, label=label)
-    ax.axhline(100 * rows[0].dense, color="grey", lw=1, label="dense")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    # Plain percentages (100, 50, 10, ...) instead of 10^k on the log axis.
-    ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2) if min(x) <= t <= max(x)]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("weights remaining (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return plot_accuracy_vs_remaining(
+        path,
+        [r.density for r in rows],
+        {
+            "ticket (IMP, reset to init)": [r.ticket for r in rows],
+            "reinit (same mask, new init)": [r.reinit for r in rows],
+            "random mask (same per-layer counts)": [r.random_mask for r in rows],
+        },
+        title=title,
+        dense=rows[0].dense,
+    )

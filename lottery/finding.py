@@ -24,12 +24,13 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from lottery.architectures import describe
+from lottery.charts import plot_accuracy_vs_remaining
 from lottery.errors import LotteryError
 from lottery.files import dump_tensors, load_tensors
 from lottery.masks import dense_mask
@@ -275,31 +276,17 @@ def write_summary(out: Path, records: list[LevelRecord], *, title: str) -> None:
 
 
 def plot_accuracy(records: list[LevelRecord], path: Path, *, title: str) -> None:
-    """Test accuracy against % of weights remaining, log x axis running from 100 % down
-    (as the LTH paper draws it); the controls as dashed lines when present."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; safe in tests and on servers
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    x = [100 * r.density for r in records]
-    ax.plot(x, [100 * r.test_accuracy for r in records], "o-", label="ticket")
-    styles: dict[str, Literal["s--", "^--"]] = {"reinit": "s--", "random_mask": "^--"}
-    for name, style in styles.items():
-        pts = [(100 * r.density, 100 * r.controls[name]) for r in records if name in r.controls]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), style, label=name.replace("_", " "))
-    ax.set_xscale("log")
-    ax.set_xlim(max(x) * 1.15, min(x) / 1.15)  # reversed: sparser to the right
-    ax.set_xlabel("weights remaining (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    """Test accuracy against % of weights remaining; the controls when present."""
+    plot_accuracy_vs_remaining(
+        path,
+        [r.density for r in records],
+        {
+            "ticket": [r.test_accuracy for r in records],
+            "reinit": [r.controls.get("reinit") for r in records],
+            "random mask": [r.controls.get("random_mask") for r in records],
+        },
+        title=title,
+    )
 
 
 def records_json(records: list[LevelRecord]) -> str:
