@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
@@ -75,17 +75,13 @@ def read_tickets(
         task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity, verified=verified
     )
     try:
-        rows, next_cursor = list_tickets(session, filters, sort=_as_sort(sort), limit=limit, cursor=cursor)
+        rows, next_cursor = list_tickets(session, filters, sort=cast(SortKey, sort), limit=limit, cursor=cursor)
     except InvalidCursorError as exc:
         raise ProblemError(400, "invalid_cursor", str(exc)) from None
     if next_cursor is not None:
         next_url = request.url.include_query_params(cursor=next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return TicketPage(items=[TicketSummary.model_validate(row) for row in rows], next_cursor=next_cursor)
-
-
-def _as_sort(sort: str) -> SortKey:
-    return next(key for key in SORTS if key == sort)
 
 
 @router.get("/tickets/{ref}", response_model=TicketRead)
