@@ -13,6 +13,7 @@ from api.errors import ProblemError
 from api.settings import ApiSettings
 from db.blobs import BlobStorage
 from db.models.users import ApiToken
+from db.session import unit_of_work
 from db.tokens import authenticate
 
 
@@ -20,13 +21,8 @@ def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back when
     it raises. ``scope="function"`` below makes the commit happen before the response
     is sent, so a client that got 201 can read what it wrote."""
-    with request.app.state.sessionmaker() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
 
 
 def get_storage(request: Request) -> BlobStorage:

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from lottery.architectures import describe
 from lottery.errors import UnknownArchitectureError, UnknownTaskError
 from lottery.interop import StateDictMismatchError, pair_state_dict
-from lottery.openlth import (
+from lottery.openlth import import_run
+from lottery.openlth_hparams import (
     OpenLTHImportError,
-    import_run,
     map_model_name,
     parse_hparams_log,
     parse_step,

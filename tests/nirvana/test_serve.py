@@ -97,7 +97,7 @@ def test_serve_runs_everything_stops_on_ctrl_c_and_finds_its_data_again(embedded
         # The worker child claims the queued verification.
         verification = uploaded.json()["verifications"][0]["id"]
         deadline = time.monotonic() + 15
-        while (state := httpx.get(f"{url}/api/v1/verifications/{verification}").json()["state"]) == "queued":
+        while httpx.get(f"{url}/api/v1/verifications/{verification}").json()["state"] == "queued":
             assert time.monotonic() < deadline, "no worker claimed the verification"
             time.sleep(0.3)
     finally:
