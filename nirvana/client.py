@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,14 +28,14 @@ import httpx
 from nirvana import paths
 from nirvana.cache import BlobCache
 from nirvana.loading import build_pruned_model, is_uuid, manifest_of, relative_link, tensor_bytes
-from nirvana.progress import bytes_bar, percent_bar
+from nirvana.progress import bytes_bar
+from nirvana.waiting import poll_until_finished
 from nirvana.errors import (
     NirvanaError,
     OfflineError,
     ServerUnreachableError,
     TicketFolderError,
     UnauthorizedError,
-    WaitTimeoutError,
     raise_for_problem,
 )
 
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def _truthy(value: str | None) -> bool:
@@ -265,6 +263,17 @@ class Client:
         """Ask to stop a verification (queued: at once; running: within a heartbeat)."""
         return dict(self._json("POST", f"/verifications/{verification_id}/cancel", write=True))
 
+    def verify_on(self, id: str, *, task: str, recipe: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Queue a transfer evaluation: retrain ticket ``id`` on another ``task`` (its
+        default recipe unless ``recipe`` is given). Needs a token with the ``verify``
+        scope. Returns the queued verification; follow it with :meth:`wait`.
+
+        Raises:
+            TaskUnavailableError, IncompatibleTaskError, ForbiddenError.
+        """
+        body: dict[str, Any] = {"task": task, **({"recipe": dict(recipe)} if recipe is not None else {})}
+        return dict(self._json("POST", f"/tickets/{id}/verifications", write=True, json=body))
+
     # --- waiting ----------------------------------------------------------------
 
     def wait(
@@ -293,28 +302,13 @@ class Client:
             ``NirvanaError`` when the ticket has no verification at all.
         """
         verification_id = id if is_uuid(id) else str(self.latest_verification(id)["id"])
-        deadline = None if timeout is None else time.monotonic() + timeout
-        bar = percent_bar(f"verification {verification_id[:8]}") if progress else None
-        try:
-            while True:
-                current = self.verification(verification_id)
-                if bar is not None:
-                    bar.n = round(100 * float(current.get("progress") or 0.0), 1)
-                    bar.set_postfix_str(current["state"])  # also redraws the bar
-                if current["state"] in TERMINAL_STATES:
-                    if bar is not None and current["state"] == "succeeded":
-                        bar.n = 100
-                        bar.refresh()
-                    return current
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise WaitTimeoutError(
-                        f"verification {verification_id} is still {current['state']} after {timeout:g} s"
-                    )
-                pause = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
-                time.sleep(pause)
-        finally:
-            if bar is not None:
-                bar.close()
+        return poll_until_finished(
+            lambda: self.verification(verification_id),
+            label=f"verification {verification_id[:8]}",
+            timeout=timeout,
+            poll_interval=poll_interval,
+            progress=progress,
+        )
 
     def latest_verification(self, ticket_id: str) -> dict[str, Any]:
         """The most recently queued verification of a ticket (id or prefix).

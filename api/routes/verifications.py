@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from api.deps import SessionDep, WriterDep
+from fastapi import APIRouter, Depends, Response
+
+from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep, require_scope
 from api.errors import ProblemError
-from api.schemas.verifications import VerificationRead
+from api.schemas.verifications import TransferCreate, VerificationRead
+from api.tickets import ticket_or_404
+from api.transfers import queue_transfer
+from db.models.users import ApiToken
 from db.models.verifications import Verification
 from db.queue import request_cancel
 from db.repositories.verifications import get_verification
@@ -34,3 +39,33 @@ def cancel_verification(verification_id: uuid.UUID, session: SessionDep, _token:
     heartbeat of its worker. A finished one is returned unchanged."""
     _get_or_404(session, verification_id)
     return request_cancel(session, verification_id)
+
+
+@router.post("/tickets/{ref}/verifications", response_model=VerificationRead, status_code=202)
+def create_transfer_verification(
+    ref: str,
+    body: TransferCreate,
+    response: Response,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    _token: Annotated[ApiToken, Depends(require_scope("verify"))],
+) -> Verification:
+    """Queue a verification of a stored ticket on another task (a transfer evaluation),
+    with that task's default recipe unless one is given. Needs the ``verify`` scope:
+    it spends worker time."""
+    ticket = ticket_or_404(session, ref)
+    verification = queue_transfer(
+        session,
+        storage,
+        ticket,
+        task=body.task,
+        recipe=body.recipe,
+        claimed_accuracy=body.claimed_accuracy,
+        max_steps=settings.max_steps,
+        data_dir=settings.data_dir,
+    )
+    session.flush()
+    session.refresh(verification)
+    response.headers["Location"] = f"/api/v1/verifications/{verification.id}"
+    return verification

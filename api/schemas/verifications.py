@@ -6,7 +6,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from lottery.recipes import Recipe
 
 
 class VerificationRead(BaseModel):
@@ -27,3 +29,13 @@ class VerificationRead(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+
+
+class TransferCreate(BaseModel):
+    """A request to verify a stored ticket on another task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    recipe: Recipe | None = None
+    claimed_accuracy: float | None = Field(default=None, ge=0, le=1)

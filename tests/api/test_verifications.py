@@ -24,3 +24,39 @@ def test_unknown_verification_is_404(client: TestClient) -> None:
     assert (response.status_code, response.json()["code"]) == (404, "verification_not_found")
     malformed = client.get("/api/v1/verifications/not-a-uuid")
     assert (malformed.status_code, malformed.json()["code"]) == (422, "validation_error")
+
+
+def _verify_token(db_session) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    from db.tokens import create_token
+
+    _, secret = create_token(db_session, user_name="carol", token_name="v", scopes=("read", "write", "verify"))
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_transfer_verification_is_queued_on_another_task(client: TestClient, auth: dict[str, str], db_session) -> None:  # type: ignore[no-untyped-def]
+    files = make_ticket(architecture="lenet_32_16", task="fashion-mnist")
+    ticket = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()
+    verify = _verify_token(db_session)
+    body = {"task": "mnist", "recipe": {"optimizer": "adam", "lr": 0.001, "batch_size": 60, "steps": 100}}
+    no_scope = client.post(f"/api/v1/tickets/{ticket['id']}/verifications", json=body, headers=auth)
+    assert (no_scope.status_code, no_scope.json()["code"]) == (403, "insufficient_scope")
+
+    # mnist's data is absent here (only Fashion-MNIST ships as a Debian package).
+    absent = client.post(f"/api/v1/tickets/{ticket['id']}/verifications", json=body, headers=verify)
+    assert (absent.status_code, absent.json()["code"]) == (409, "task_unavailable")
+
+    misfit = client.post(f"/api/v1/tickets/{ticket['id']}/verifications", json={"task": "digits"}, headers=verify)
+    assert (misfit.status_code, misfit.json()["code"]) == (422, "incompatible_task")
+    assert "fc1.weight" in misfit.json()["detail"]
+
+    same_shape = client.post(
+        f"/api/v1/tickets/{ticket['id']}/verifications",
+        json={"task": "fashion-mnist", "recipe": body["recipe"], "claimed_accuracy": 0.5},
+        headers=verify,
+    )
+    assert same_shape.status_code == 202, same_shape.text
+    queued = same_shape.json()
+    assert queued["state"] == "queued" and queued["recipe"]["steps"] == 100 and queued["claimed_accuracy"] == 0.5
+    assert same_shape.headers["location"] == f"/api/v1/verifications/{queued['id']}"
+    detail = client.get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert len(detail["verifications"]) == 2

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from db.session import make_engine, make_sessionmaker, unit_of_work
+from db.tokens import create_token
 from lottery.tickets import TicketFolder, load_tensors, parse_manifest
 from nirvana import Client
 from nirvana.errors import (
+    ForbiddenError,
     DigestMismatchError,
     InvalidSafetensorsError,
     OfflineError,
@@ -155,3 +158,18 @@ def test_wait_times_out_on_a_queued_job_and_returns_a_cancelled_one(client: Clie
     cancelled = client.cancel(ticket["verifications"][0]["id"])
     assert cancelled["state"] == "cancelled"
     assert client.wait(str(cancelled["id"]), timeout=5, progress=False)["state"] == "cancelled"
+
+
+def test_verify_on_queues_a_transfer_with_a_verify_token(live_api: LiveApi, client: Client, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t"))
+    with pytest.raises(ForbiddenError):
+        client.verify_on(ticket["id"], task="digits")  # the fixture's token has no verify scope
+    engine = make_engine(live_api.database_url)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        _, secret = create_token(session, user_name="alice", token_name="verify", scopes=("read", "verify"))
+    engine.dispose()
+    with Client(url=live_api.url, token=secret, home=tmp_path / "v") as verifier:
+        recipe = {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "steps": 10}
+        queued = verifier.verify_on(ticket["id"], task=ticket["task"], recipe=recipe)
+    assert queued["state"] == "queued" and queued["recipe"]["optimizer"] == "sgd"
+    assert len(client.ticket(ticket["id"])["verifications"]) == 2
