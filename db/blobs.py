@@ -8,6 +8,7 @@ rows; ``db.repositories.blobs`` keeps the index and collects unreferenced blobs.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import tempfile
@@ -105,6 +106,13 @@ class LocalBlobStorage:
 
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def modified_at(self, sha256: str) -> dt.datetime:
+        """When the blob was written (UTC), for garbage collection's grace period."""
+        try:
+            return dt.datetime.fromtimestamp(self._path(sha256).stat().st_mtime, dt.UTC)
+        except FileNotFoundError:
+            raise BlobNotFoundError(sha256) from None
 
     def iter_digests(self) -> Iterator[str]:
         """Every stored digest (for garbage collection and audits)."""

@@ -1,5 +1,5 @@
 """Commands that run the service or touch its database directly: ``serve``, ``api``,
-``worker``, ``migrate``, ``token create``. Each finds the database with
+``worker``, ``migrate``, ``gc``, ``token create``. Each finds the database with
 :func:`nirvana.database.find_database` and so needs no server running."""
 
 from __future__ import annotations
@@ -65,6 +65,37 @@ def migrate_command() -> None:
     typer.echo("database is at the newest migration")
 
 
+@reports_errors
+def gc_command(
+    grace_minutes: Annotated[float, typer.Option(min=0, help="Keep blobs younger than this (uploads in flight).")] = 60,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Remove blobs no ticket references (and files an interrupted upload left)."""
+    import datetime as dt
+
+    from db.blobs import LocalBlobStorage
+    from db.garbage import collect_garbage
+    from db.session import make_engine, make_sessionmaker, unit_of_work
+    from db.settings import StorageSettings
+    from nirvana.database import find_database
+
+    with find_database() as handle:
+        settings = StorageSettings(database_url=handle.url)
+        engine = make_engine(settings.database_url)
+        try:
+            with unit_of_work(make_sessionmaker(engine)) as session:
+                report = collect_garbage(
+                    session, LocalBlobStorage(settings.blob_root), grace=dt.timedelta(minutes=grace_minutes),
+                    dry_run=dry_run,
+                )  # fmt: skip
+        finally:
+            engine.dispose()
+    for sha in report.unreferenced_rows + report.orphan_files:
+        typer.echo(sha)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb} {len(report.unreferenced_rows)} unreferenced and {len(report.orphan_files)} orphaned blobs", err=True)
+
+
 @token_app.command("create")
 @reports_errors
 def token_create(
@@ -103,4 +134,5 @@ def register(app: typer.Typer) -> None:
     app.command("api")(api_command)
     app.command("worker")(worker_command)
     app.command("migrate")(migrate_command)
+    app.command("gc")(gc_command)
     app.add_typer(token_app, name="token")

@@ -115,3 +115,18 @@ def test_migrate_is_idempotent(fresh_database_url: str) -> None:
     result = CliRunner().invoke(app, ["migrate"], env={"DATABASE_URL": fresh_database_url})
     assert result.exit_code == 0, result.output
     assert "newest migration" in result.stdout
+
+
+def test_gc_removes_an_orphaned_blob_past_the_grace(fresh_database_url: str, tmp_path: Path) -> None:
+    from db.blobs import LocalBlobStorage
+
+    storage = LocalBlobStorage(tmp_path / "blobs")
+    orphan = storage.put(b"left by an upload that crashed")
+    env = {"DATABASE_URL": fresh_database_url, "NIRVANA_BLOB_DIR": str(storage.root)}
+    kept = CliRunner().invoke(app, ["gc"], env=env)
+    assert kept.exit_code == 0, kept.output
+    assert storage.exists(orphan) and "removed 0 unreferenced and 0 orphaned" in kept.stderr
+    dry = CliRunner().invoke(app, ["gc", "--grace-minutes", "0", "--dry-run"], env=env)
+    assert orphan in dry.stdout and storage.exists(orphan)
+    gone = CliRunner().invoke(app, ["gc", "--grace-minutes", "0"], env=env)
+    assert gone.exit_code == 0 and not storage.exists(orphan)

@@ -1,0 +1,52 @@
+"""Collecting blobs no ticket references.
+
+Two kinds of garbage: indexed blobs whose tickets are gone, and files in storage with
+no index row (an upload that crashed after ``put`` and before its commit). Anything
+younger than ``grace`` is kept, because an upload in flight writes its blobs before
+the rows that name them commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from db.blobs import LocalBlobStorage
+from db.models.blobs import Blob
+from db.repositories.blobs import referenced_digests
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    unreferenced_rows: list[str]
+    orphan_files: list[str]
+
+    @property
+    def removed(self) -> int:
+        return len(self.unreferenced_rows) + len(self.orphan_files)
+
+
+def collect_garbage(
+    session: Session, storage: LocalBlobStorage, *, grace: dt.timedelta = dt.timedelta(hours=1), dry_run: bool = False
+) -> GarbageReport:
+    """Remove (unless ``dry_run``) every blob older than ``grace`` that no ticket
+    names: its file first, then its row. Flushes; the caller commits."""
+    cutoff = dt.datetime.now(dt.UTC) - grace
+    old_rows = list(session.scalars(select(Blob.sha256).where(Blob.created_at < cutoff)))
+    keep = referenced_digests(session, old_rows)
+    unreferenced = sorted(sha for sha in old_rows if sha not in keep)
+
+    indexed = set(session.scalars(select(Blob.sha256)))
+    orphans = sorted(
+        sha for sha in storage.iter_digests() if sha not in indexed and storage.modified_at(sha) < cutoff
+    )
+    if not dry_run:
+        for sha in unreferenced + orphans:
+            storage.delete(sha)
+        if unreferenced:
+            session.execute(delete(Blob).where(Blob.sha256.in_(unreferenced)))
+            session.flush()
+    return GarbageReport(unreferenced, orphans)
