@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
@@ -36,7 +37,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         finally:
             engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs
+    # works on machines that reach nothing but this server.
+    app = FastAPIOffline(
         title="Nirvana",
         summary="An open database of winning lottery tickets, verified by retraining.",
         version="0.1.0",

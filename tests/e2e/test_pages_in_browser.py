@@ -43,6 +43,10 @@ def test_browse_from_tasks_to_leaderboard_to_ticket(fresh_database_url: str, tmp
         ticket = dump_dom(f"{url}/tickets/{ids[0][:12]}")
         assert 'data-state="succeeded"' in ticket and ticket.count("<polyline") == 4
 
+        # The API docs render from files this server ships (no CDN).
+        docs = dump_dom(f"{url}/docs")
+        assert "swagger-ui" in docs and "/api/v1/tickets/{ref}/mask" in docs
+
         shots = Path(os.environ.get("NIRVANA_SCREENSHOTS", tmp_path))
         shots.mkdir(parents=True, exist_ok=True)
         for name, page in (("leaderboard", "/tasks/digits"), ("ticket", f"/tickets/{ids[0]}")):
