@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from db.blobs import BlobStorage, sha256_hex
 from db.models.tickets import Ticket
 from db.models.users import ApiToken
 from db.queue import enqueue_verification
-from db.repositories.blobs import record_blob, referenced_digests
+from db.repositories.blobs import lock_blob, record_blob, referenced_digests
 from db.repositories.tickets import find_ticket
+from lottery.errors import InvalidManifestError
 from lottery.tickets import PreparedTicket, parse_manifest, prepare_ticket
 
 SAFETENSORS = "application/vnd.safetensors"
@@ -49,8 +50,8 @@ def submit_ticket(
 
     created_blobs: list[str] = []
     try:
-        mask_sha = _store_blob(storage, prepared.mask_bytes, created_blobs)
-        init_sha = _store_blob(storage, prepared.init_bytes, created_blobs)
+        mask_sha = _store_blob(session, storage, prepared.mask_bytes, created_blobs)
+        init_sha = _store_blob(session, storage, prepared.init_bytes, created_blobs)
         for sha, data in ((mask_sha, prepared.mask_bytes), (init_sha, prepared.init_bytes)):
             record_blob(session, sha256=sha, size=len(data), media_type=SAFETENSORS)
         session.add(_ticket_row(prepared, token=token, mask_sha=mask_sha, init_sha=init_sha))
@@ -71,6 +72,11 @@ def submit_ticket(
         if winner is None:
             raise
         return Submission(winner, created=False)
+    except DataError as exc:
+        # prepare_ticket checks every bound the columns have; this is the safety net.
+        session.rollback()
+        _remove_unreferenced(session, storage, created_blobs)
+        raise InvalidManifestError(f"ticket.json holds a value the database cannot store: {exc.orig}") from None
     except BaseException:
         session.rollback()
         _remove_unreferenced(session, storage, created_blobs)
@@ -80,15 +86,24 @@ def submit_ticket(
     return Submission(ticket, created=True)
 
 
-def _store_blob(storage: BlobStorage, data: bytes, created: list[str]) -> str:
+def _store_blob(session: Session, storage: BlobStorage, data: bytes, created: list[str]) -> str:
+    """Make ``data`` durable, noting in ``created`` whether this call wrote it. The
+    digest's lock is held until the request's transaction ends, so a failing upload's
+    cleanup cannot remove a file this one is about to reference."""
     sha = sha256_hex(data)
-    if not storage.exists(sha):
-        storage.put(data)
+    lock_blob(session, sha)
+    existed = storage.exists(sha)
+    storage.put(data)  # also refreshes a reused file's age, for nirvana gc's grace period
+    if not existed:
         created.append(sha)
     return sha
 
 
 def _remove_unreferenced(session: Session, storage: BlobStorage, digests: list[str]) -> None:
+    """Remove the files this upload created unless a committed ticket names them now.
+    Runs after the rollback, under the digests' locks taken again."""
+    for sha in sorted(digests):
+        lock_blob(session, sha)
     keep = referenced_digests(session, digests)
     for sha in digests:
         if sha not in keep:

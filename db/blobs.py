@@ -28,7 +28,8 @@ class BlobStorage(Protocol):
     """What the API and the worker need from blob storage."""
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` durably; return its SHA-256 hex. Storing twice is a no-op."""
+        """Store ``data`` durably; return its SHA-256 hex. Storing twice writes nothing
+        again (a backend may refresh the blob's age)."""
         ...
 
     def open(self, sha256: str) -> BinaryIO:
@@ -69,6 +70,9 @@ class LocalBlobStorage:
         digest = sha256_hex(data)
         path = self._path(digest)
         if path.exists():
+            # Stored already: refresh its age, so garbage collection's grace period
+            # protects a file an upload is about to reference again.
+            os.utime(path)
             return digest
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -117,8 +121,10 @@ class LocalBlobStorage:
     def iter_digests(self) -> Iterator[str]:
         """Every stored digest (for garbage collection and audits)."""
         for path in self.root.glob("??/??/*"):
-            if not path.name.startswith(".tmp-"):
-                yield f"{path.parent.parent.name}{path.parent.name}{path.name}"
+            digest = f"{path.parent.parent.name}{path.parent.name}{path.name}"
+            # Skip temporary files of writes in progress and anything not ours.
+            if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+                yield digest
 
 
 def read_range(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from db.blobs import LocalBlobStorage
+from db.blobs import BlobNotFoundError, LocalBlobStorage
 from db.models.blobs import Blob
-from db.repositories.blobs import referenced_digests
+from db.repositories.blobs import lock_blob, referenced_digests
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,27 @@ def collect_garbage(
     unreferenced = sorted(sha for sha in old_rows if sha not in keep)
 
     indexed = set(session.scalars(select(Blob.sha256)))
-    orphans = sorted(
-        sha for sha in storage.iter_digests() if sha not in indexed and storage.modified_at(sha) < cutoff
-    )
-    if not dry_run:
-        for sha in unreferenced + orphans:
-            storage.delete(sha)
-        if unreferenced:
-            session.execute(delete(Blob).where(Blob.sha256.in_(unreferenced)))
-            session.flush()
+    orphans = sorted(sha for sha in storage.iter_digests() if sha not in indexed and _older(storage, sha, cutoff))
+    if dry_run:
+        return GarbageReport(unreferenced, orphans)
+    # Uploads hold a digest's lock from reusing a file until they commit: under the
+    # lock, check again, so a file an upload has just reused is never removed.
+    for sha in sorted(unreferenced + orphans):
+        lock_blob(session, sha)
+    unreferenced = [sha for sha in unreferenced if sha not in referenced_digests(session, unreferenced)]
+    indexed = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(orphans))))
+    orphans = [sha for sha in orphans if sha not in indexed and _older(storage, sha, cutoff)]
+    for sha in unreferenced + orphans:
+        storage.delete(sha)
+    if unreferenced:
+        session.execute(delete(Blob).where(Blob.sha256.in_(unreferenced)))
+        session.flush()
     return GarbageReport(unreferenced, orphans)
+
+
+def _older(storage: LocalBlobStorage, sha: str, cutoff: dt.datetime) -> bool:
+    """Whether the file was last written before ``cutoff`` (False if it is gone)."""
+    try:
+        return storage.modified_at(sha) < cutoff
+    except BlobNotFoundError:
+        return False

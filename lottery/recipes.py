@@ -36,7 +36,7 @@ class Recipe(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     batch_size: int = Field(ge=1, le=65536)
     steps: int = Field(ge=1)
-    data_seed: int = 0
+    data_seed: int = Field(default=0, ge=0, le=2**63 - 1)
     warmup_steps: int = Field(default=0, ge=0)
     schedule: Literal["constant", "step", "cosine"] = "constant"
     milestones: list[int] = Field(default_factory=list)

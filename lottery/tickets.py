@@ -60,9 +60,10 @@ class InitSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scheme: str = "kaiming_normal"
-    seed: int | None = None
-    rewind_step: int = Field(default=0, ge=0)
+    scheme: str = Field(default="kaiming_normal", max_length=50)
+    # The ranges of the database columns (BIGINT, INTEGER) and of torch's seeds.
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    rewind_step: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class Claimed(BaseModel):
@@ -77,16 +78,17 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    architecture: str
-    task: str
+    # Lengths are those of the database columns, so a valid manifest always stores.
+    architecture: str = Field(max_length=100)
+    task: str = Field(max_length=100)
     init: InitSpec = Field(default_factory=InitSpec)
     recipe: Recipe | None = None
     claimed: Claimed
-    method: str = "imp"
+    method: str = Field(default="imp", max_length=50)
     title: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    description: str = Field(default="", max_length=20_000)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
-    license: str = "CC-BY-4.0"
+    license: str = Field(default="CC-BY-4.0", max_length=50)
     parent: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12,64}$")] | None = None
     format_version: int = FORMAT_VERSION
 
@@ -105,6 +107,14 @@ class Manifest(BaseModel):
                 task = None  # prepare_ticket reports the task; a step recipe still resolves
             data = {**data, "recipe": named_recipe(data["recipe"], task).model_dump()}
         return data
+
+    @model_validator(mode="after")
+    def _no_nul_characters(self) -> Manifest:
+        # PostgreSQL text and JSONB cannot hold U+0000; refuse it here, not at INSERT.
+        for name in ("architecture", "task", "method", "title", "description", "license"):
+            if "\x00" in getattr(self, name):
+                raise ValueError(f"{name} contains a NUL character")
+        return self
 
     def to_json(self) -> bytes:
         """UTF-8 JSON, ``None`` fields left out, as ``TicketFolder.write`` stores it."""

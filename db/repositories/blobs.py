@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,5 +26,9 @@ def referenced_digests(session: Session, digests: list[str]) -> set[str]:
     return set(session.scalars(mask.union(init)))
 
 
-def get_blob(session: Session, sha256: str) -> Blob | None:
-    return session.get(Blob, sha256)
+def lock_blob(session: Session, sha256: str) -> None:
+    """Hold a transaction-scoped advisory lock on one digest until the caller's
+    transaction ends. Whoever writes, reuses or deletes a blob takes it first, so an
+    upload that reuses a file and a cleanup that removes it never interleave."""
+    key = int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+    session.execute(select(func.pg_advisory_xact_lock(key)))
