@@ -15,11 +15,16 @@ from db.models.tickets import Ticket
 from db.models.verifications import Verification
 from db.queue import enqueue_verification
 from lottery.architectures import describe
-from lottery.errors import IncompatibleTaskError, InvalidMaskError, InvalidRecipeError, TaskUnavailableError
+from lottery.errors import IncompatibleTaskError, LotteryError, InvalidMaskError, InvalidRecipeError, TaskUnavailableError
 from lottery.files import load_tensors
 from lottery.masks import validate_mask
 from lottery.recipes import Recipe
 from lottery.tasks import get_task, is_available
+
+
+class SameTaskError(LotteryError):
+    code = "same_task"
+    status = 409
 
 
 def queue_transfer(
@@ -36,10 +41,14 @@ def queue_transfer(
     """Queue a verification of ``ticket`` on ``task`` under ``recipe`` (the task's
     default when None). ``claimed_accuracy`` defaults to the ticket's own claim.
 
-    Raises ``UnknownTaskError``, ``TaskUnavailableError`` (no data on this server),
+    Raises ``SameTaskError`` (``task`` is the ticket's own), ``UnknownTaskError``, ``TaskUnavailableError`` (no data on this server),
     ``IncompatibleTaskError`` (the ticket's tensors do not fit the architecture built
     for that task) and ``InvalidRecipeError`` (over the compute bound); nothing is
     queued then."""
+    if task == ticket.task:
+        # The ticket's own task is verified at upload, under its own recipe and claim;
+        # a second run there would overwrite that verdict with someone else's terms.
+        raise SameTaskError(f"ticket {ticket.short_id} was found on {task}; a transfer evaluation needs another task")
     spec = get_task(task)
     if not is_available(task, data_dir):
         raise TaskUnavailableError(f"the data of task {task!r} is not on this server")

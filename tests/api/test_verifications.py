@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+
+import pytest
 
 from fastapi.testclient import TestClient
 
+from tests.support.datasets import write_idx_set
 from tests.support.tickets import make_ticket
 
 
@@ -49,14 +53,27 @@ def test_transfer_verification_is_queued_on_another_task(client: TestClient, aut
     assert (misfit.status_code, misfit.json()["code"]) == (422, "incompatible_task")
     assert "fc1.weight" in misfit.json()["detail"]
 
-    same_shape = client.post(
+    own_task = client.post(f"/api/v1/tickets/{ticket['id']}/verifications", json={"task": "fashion-mnist"}, headers=verify)
+    assert (own_task.status_code, own_task.json()["code"]) == (409, "same_task")
+
+
+def test_transfer_between_tasks_of_the_same_shape(
+    client: TestClient, auth: dict[str, str], db_session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    # Fashion-MNIST and MNIST share their input shape: a ticket of one runs on the other.
+    write_idx_set(tmp_path / "mnist", n_train=20, n_test=10)
+    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path))
+    files = make_ticket(architecture="lenet_32_16", task="fashion-mnist")
+    ticket = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()
+    recipe = {"optimizer": "adam", "lr": 0.001, "batch_size": 60, "steps": 100}
+    response = client.post(
         f"/api/v1/tickets/{ticket['id']}/verifications",
-        json={"task": "fashion-mnist", "recipe": body["recipe"], "claimed_accuracy": 0.5},
-        headers=verify,
+        json={"task": "mnist", "recipe": recipe, "claimed_accuracy": 0.5},
+        headers=_verify_token(db_session),
     )
-    assert same_shape.status_code == 202, same_shape.text
-    queued = same_shape.json()
-    assert queued["state"] == "queued" and queued["recipe"]["steps"] == 100 and queued["claimed_accuracy"] == 0.5
-    assert same_shape.headers["location"] == f"/api/v1/verifications/{queued['id']}"
+    assert response.status_code == 202, response.text
+    queued = response.json()
+    assert (queued["task"], queued["state"], queued["recipe"]["steps"], queued["claimed_accuracy"]) == ("mnist", "queued", 100, 0.5)
+    assert response.headers["location"] == f"/api/v1/verifications/{queued['id']}"
     detail = client.get(f"/api/v1/tickets/{ticket['id']}").json()
-    assert len(detail["verifications"]) == 2
+    assert [v["task"] for v in detail["verifications"]] == ["fashion-mnist", "mnist"]

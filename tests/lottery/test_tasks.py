@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -11,30 +10,9 @@ import torch
 from lottery.errors import InvalidDatasetError, TaskUnavailableError, UnknownTaskError
 from lottery.idx import IdxSource, parse_idx
 from lottery.tasks import get_task, is_available, list_tasks, load_task
+from tests.support.datasets import idx_bytes, write_idx_set
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:
-    head = bytes([0, 0, code, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    return head + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-
-
-def write_idx_set(folder: Path, n_train: int, n_test: int, *, gz: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    files = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    for stem, arr in files.items():
-        data = idx_bytes(arr)
-        if gz:
-            (folder / f"{stem}.gz").write_bytes(gzip.compress(data))
-        else:
-            (folder / stem).write_bytes(data)
 
 
 def test_parse_idx_round_trips_ubyte_and_big_endian_ints() -> None:

@@ -14,24 +14,9 @@ from lottery import tasks
 from lottery.cifar import ARCHIVE_DIR, OPENLTH_MEAN, OPENLTH_STD, RECORD, CifarSource, parse_records
 from lottery.errors import InvalidDatasetError, TaskUnavailableError
 from lottery.tasks import get_task, is_available, load_task
+from tests.support.datasets import write_idx_set
 
 BATCHES = [f"data_batch_{i}.bin" for i in range(1, 6)]
-IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def write_idx_set(folder: Path, n_train: int, n_test: int) -> None:
-    """The four MNIST IDX files (ubyte, big-endian dims) with random content."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    arrays = (
-        rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        rng.integers(0, 10, n_train, dtype=np.uint8),
-        rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        rng.integers(0, 10, n_test, dtype=np.uint8),
-    )
-    for stem, arr in zip(IDX_STEMS, arrays, strict=True):
-        head = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-        (folder / stem).write_bytes(head + arr.tobytes())
 
 
 def cifar_bytes(labels: list[int], seed: int) -> bytes:
