@@ -239,7 +239,8 @@ def read_run(run_dir: str | Path, *, replicate: int | None = None) -> list[Impor
             logger; ``StateDictMismatchError`` (names or shapes); any ``LotteryError``
             of ``prepare_ticket`` (unknown architecture or task, invalid mask or init).
     """
-    root = Path(run_dir)
+    # Resolved, so `import-openlth .` names its folders after the run, not after ''.
+    root = Path(run_dir).resolve()
     if not root.is_dir():
         raise OpenLTHImportError(f"{root} is not a folder")
     run_name = root.parent.name if re.fullmatch(r"replicate_[0-9]+", root.name) else root.name

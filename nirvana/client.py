@@ -17,6 +17,7 @@ not made for by a read. Downloads go through a cache keyed by sha256 (see
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_TICKET_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def _truthy(value: str | None) -> bool:
@@ -144,6 +146,9 @@ class Client:
                 raise OfflineError(f"NIRVANA_OFFLINE is set and ticket {id} is not in the cache")
             return dict(cached)
         ticket = dict(self._json("GET", f"/tickets/{id}"))
+        # The id names files in the cache and folders on disk: never trust it blindly.
+        if not isinstance(ticket.get("id"), str) or not _TICKET_ID.fullmatch(ticket["id"]):
+            raise NirvanaError(f"the server answered a malformed ticket id {ticket.get('id')!r}", code="bad_response")
         self.cache.write_ref(ticket["id"], ticket=ticket)
         return ticket
 
@@ -301,7 +306,7 @@ class Client:
             WaitTimeoutError, TicketNotFoundError, VerificationNotFoundError, and a
             ``NirvanaError`` when the ticket has no verification at all.
         """
-        verification_id = id if is_uuid(id) else str(self.latest_verification(id)["id"])
+        verification_id = str(self.resolve_verification(id)["id"])
         return poll_until_finished(
             lambda: self.verification(verification_id),
             label=f"verification {verification_id[:8]}",
@@ -309,6 +314,10 @@ class Client:
             poll_interval=poll_interval,
             progress=progress,
         )
+
+    def resolve_verification(self, id: str) -> dict[str, Any]:
+        """A verification by its id (a UUID), or a ticket's latest one by ticket id."""
+        return self.verification(id) if is_uuid(id) else self.latest_verification(id)
 
     def latest_verification(self, ticket_id: str) -> dict[str, Any]:
         """The most recently queued verification of a ticket (id or prefix).
@@ -340,7 +349,7 @@ class Client:
             cached), ServerUnreachableError.
         """
         ticket, mask_path, init_path = self._fetch_all(id, progress=progress)
-        out = Path(out_dir) if out_dir is not None else Path.cwd() / ticket["short_id"]
+        out = Path(out_dir) if out_dir is not None else Path.cwd() / ticket["id"][:12]
         out.mkdir(parents=True, exist_ok=True)
         (out / "ticket.json").write_text(json.dumps(manifest_of(ticket), indent=2) + "\n")
         shutil.copyfile(mask_path, out / "mask.safetensors")

@@ -80,7 +80,7 @@ class AmbiguousIdError(NirvanaError):
     """An id prefix that matches more than one ticket."""
 
     code = "ambiguous_ticket_id"
-    codes = ("ambiguous_ticket_id", "ambiguous_id")
+    codes = ("ambiguous_ticket_id",)
 
 
 class UnauthorizedError(NirvanaError):
@@ -150,7 +150,7 @@ class ConflictError(NirvanaError):
     """The request conflicts with the resource's state (e.g. cancelling a finished job)."""
 
     code = "conflict"
-    codes = ("conflict", "verification_finished", "not_cancellable")
+    codes = ("conflict", "same_task")
 
 
 class PayloadTooLargeError(NirvanaError):
@@ -230,12 +230,12 @@ _BY_STATUS: dict[int, type[NirvanaError]] = {
 
 
 def error_class(code: str | None, status: int | None = None) -> type[NirvanaError]:
-    """The class registered for ``code``; else the one for ``status``; else the base."""
+    """The class registered for ``code``; else the one for ``status`` (a code newer than
+    this client still lands in the right family, and keeps its code); else the base."""
     if code:
         cls = _registry().get(code)
         if cls is not None:
             return cls
-        return NirvanaError  # a code we do not know: keep it, do not guess from the status
     if status is not None:
         return _BY_STATUS.get(status, NirvanaError)
     return NirvanaError

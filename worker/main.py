@@ -163,8 +163,12 @@ def _run_job(
         # A bug of ours (say, the child could not be started): count it as an attempt,
         # so a job that always trips it ends failed instead of looping forever.
         log.exception("verification %s: the worker failed to run it", claim.verification_id)
-        with unit_of_work(factory) as session:
-            queue.release_for_retry(session, claim, error=f"worker error: {exc!r}")
+        try:
+            with unit_of_work(factory) as session:
+                queue.release_for_retry(session, claim, error=f"worker error: {exc!r}")
+        except (queue.LeaseLostError, SQLAlchemyError):
+            # Keep the worker alive: the lease lapses and the reaper retries the job.
+            log.exception("verification %s: could not hand it back; leaving it to lease expiry", claim.verification_id)
 
 
 def _start_child(spec: JobSpec, entry: str) -> Running:

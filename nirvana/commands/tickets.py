@@ -159,7 +159,7 @@ def status(
 ) -> None:
     """Show a verification's state once."""
     with make_client(url, None) as client:
-        v = client.verification(id) if "-" in id else client.latest_verification(id)
+        v = client.resolve_verification(id)
     _print_json(v) if as_json else typer.echo(_summary(v))
 
 

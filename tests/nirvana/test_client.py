@@ -16,6 +16,8 @@ from db.tokens import create_token
 from lottery.tickets import TicketFolder, load_tensors, parse_manifest
 from nirvana import Client
 from nirvana.errors import (
+    ConflictError,
+    NirvanaError,
     ForbiddenError,
     DigestMismatchError,
     InvalidSafetensorsError,
@@ -26,6 +28,7 @@ from nirvana.errors import (
     WaitTimeoutError,
 )
 from tests.nirvana.conftest import LiveApi
+from tests.support.datasets import write_idx_set
 from tests.support.tickets import make_ticket
 
 
@@ -160,16 +163,57 @@ def test_wait_times_out_on_a_queued_job_and_returns_a_cancelled_one(client: Clie
     assert client.wait(str(cancelled["id"]), timeout=5, progress=False)["state"] == "cancelled"
 
 
-def test_verify_on_queues_a_transfer_with_a_verify_token(live_api: LiveApi, client: Client, tmp_path: Path) -> None:
-    ticket = client.push(write_folder(tmp_path / "t"))
+def test_verify_on_queues_a_transfer_with_a_verify_token(
+    live_api: LiveApi, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)
+    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "data"))  # the server runs in this process
+    ticket = client.push(write_folder(tmp_path / "t", architecture="lenet_16", task="fashion-mnist"))
     with pytest.raises(ForbiddenError):
-        client.verify_on(ticket["id"], task="digits")  # the fixture's token has no verify scope
+        client.verify_on(ticket["id"], task="mnist")  # the fixture's token has no verify scope
     engine = make_engine(live_api.database_url)
     with unit_of_work(make_sessionmaker(engine)) as session:
         _, secret = create_token(session, user_name="alice", token_name="verify", scopes=("read", "verify"))
     engine.dispose()
     with Client(url=live_api.url, token=secret, home=tmp_path / "v") as verifier:
+        with pytest.raises(ConflictError) as own_task:
+            verifier.verify_on(ticket["id"], task="fashion-mnist")
+        assert own_task.value.code == "same_task"
         recipe = {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "steps": 10}
-        queued = verifier.verify_on(ticket["id"], task=ticket["task"], recipe=recipe)
-    assert queued["state"] == "queued" and queued["recipe"]["optimizer"] == "sgd"
+        queued = verifier.verify_on(ticket["id"], task="mnist", recipe=recipe)
+    assert (queued["task"], queued["state"], queued["recipe"]["optimizer"]) == ("mnist", "queued", "sgd")
     assert len(client.ticket(ticket["id"])["verifications"]) == 2
+
+
+def test_a_malicious_ticket_id_from_the_server_never_names_a_file(tmp_path: Path) -> None:
+    """A server (or a man in the middle) answering an id like ``../../x`` must not make
+    the client write outside its cache or the current folder."""
+    import http.server
+    import threading
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            body = json.dumps({"id": "../../../escaped", "short_id": "/tmp/escaped", "task": "digits"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        home = tmp_path / "home"
+        with Client(url=f"http://127.0.0.1:{server.server_address[1]}", home=home) as client:
+            with pytest.raises(NirvanaError) as caught:
+                client.ticket("ab" * 6)
+        assert caught.value.code == "bad_response"
+        assert not (tmp_path / "escaped.json").exists()
+        assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -56,12 +56,15 @@ def test_upload_errors_share_a_base_class() -> None:
         raise_for_problem(problem(422, "invalid_mask"))
 
 
-def test_unknown_code_raises_the_base_class_and_keeps_the_code() -> None:
+def test_unknown_code_raises_its_status_class_and_keeps_the_code() -> None:
     with pytest.raises(NirvanaError) as caught:
         raise_for_problem(problem(404, "brand_new_code"))
-    assert type(caught.value) is NirvanaError
+    assert type(caught.value) is errors.NotFoundError
     assert caught.value.code == "brand_new_code"
     assert str(caught.value) == "what went wrong (brand_new_code)"
+    with pytest.raises(NirvanaError) as teapot:
+        raise_for_problem(problem(418, "brand_new_code"))
+    assert type(teapot.value) is NirvanaError and teapot.value.code == "brand_new_code"
 
 
 def test_code_from_header_and_class_from_status_when_the_body_has_none() -> None:
