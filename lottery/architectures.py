@@ -2,9 +2,9 @@
 
 A name is parsed by the first registered *family* whose prefix matches it; a family
 turns the rest of the name plus the task's input shape and class count into a module.
-Adding a family is one ``register_family`` call from its own module, imported at the
-bottom of this one: ``lottery.zoo.conv`` (``conv2/4/6``), ``lottery.zoo.vgg``
-(``vgg11..19``), ``lottery.zoo.resnet`` (``resnet<D>[_<W>]``).
+Adding a family is a module that defines its ``FAMILY`` (a ``lottery.zoo.Family``),
+registered at the bottom of this one: ``lottery.zoo.conv`` (``conv2/4/6``),
+``lottery.zoo.vgg`` (``vgg11..19``), ``lottery.zoo.resnet`` (``resnet<D>[_<W>]``).
 
 Parameter names are part of the wire format (masks and inits are keyed by them), so
 every family documents its ``state_dict`` names and keeps them stable.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from lottery.errors import UnknownArchitectureError
+from lottery.zoo import Family, conv, resnet, vgg
 
 if TYPE_CHECKING:
     from lottery.tasks import TaskSpec
@@ -31,24 +32,6 @@ if TYPE_CHECKING:
 MAX_WIDTH = 16384
 #: The deepest MLP a name may ask for.
 MAX_LAYERS = 32
-
-Builder = Callable[[str, tuple[int, ...], int], nn.Module]
-
-
-@dataclass(frozen=True)
-class Family:
-    """A family of architectures sharing a name prefix.
-
-    ``build(name, input_shape, num_classes)`` returns the module or raises
-    ``UnknownArchitectureError`` for a malformed name (and ``IncompatibleTaskError``
-    for an input it cannot take). ``examples`` are valid names shown to users.
-    """
-
-    prefix: str
-    build: Builder
-    examples: tuple[str, ...]
-    description: str = ""
-
 
 _FAMILIES: list[Family] = []
 
@@ -238,6 +221,5 @@ def list_architectures() -> list[str]:
     return [ex for f in sorted(_FAMILIES, key=lambda f: f.prefix) for ex in f.examples]
 
 
-# The families in their own modules register themselves on import; imported last
-# because they import ``Family`` and ``register_family`` from this module.
-from lottery.zoo import conv, resnet, vgg  # noqa: E402, F401
+for _family in (conv.FAMILY, vgg.FAMILY, resnet.FAMILY):
+    register_family(_family)

@@ -36,7 +36,8 @@ from lottery.files import dump_tensors, load_tensors
 from lottery.masks import dense_mask
 from lottery.pruning import EvalFn, LevelResult, ProgressFn, ResumePoint, find_ticket
 from lottery.recipes import Recipe
-from lottery.strategies import InvalidPruningError, get_strategy, lth_rates
+from lottery.strategies import InvalidPruningError, lth_rates
+from lottery.strategy_registry import get_strategy
 from lottery.tasks import TaskData, get_task
 from lottery.tickets import Claimed, InitSpec, Manifest, TicketFolder, file_metadata
 

@@ -21,16 +21,8 @@ from lottery.architectures import build_model, describe
 from lottery.digests import tensors_digest
 from lottery.init import generate_init
 from lottery.masks import dense_mask, random_mask_like, sparsity_report
-from lottery.strategies import (
-    InvalidPruningError,
-    PruneContext,
-    Strategy,
-    get_strategy,
-    list_strategies,
-    lth_rates,
-    prune_global,
-    prune_to_density,
-)
+from lottery.strategies import InvalidPruningError, PruneContext, Strategy, lth_rates, prune_global
+from lottery.strategy_registry import get_strategy, list_strategies, prune_to_density
 from lottery.tasks import TaskData, TaskSpec
 from lottery.training import Recipe, TrainResult, train
 from lottery.verify import derive_seed

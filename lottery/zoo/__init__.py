@@ -1,13 +1,35 @@
-"""Architecture families beyond the MLP: each module registers its family on import.
+"""Architecture families beyond the MLP: each module defines its ``FAMILY``.
 
-``lottery.architectures`` imports them at its bottom, so ``build_model("conv4", ...)``
-works after ``import lottery.architectures`` alone. The helpers here decide, from a
-task's input shape, whether an image network can take it at all.
+``lottery.architectures`` registers them, so ``build_model("conv4", ...)`` works after
+``import lottery.architectures`` alone. The helpers here decide, from a task's input
+shape, whether an image network can take it at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
 from lottery.errors import IncompatibleTaskError
+
+Builder = Callable[[str, tuple[int, ...], int], nn.Module]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of architectures sharing a name prefix.
+
+    ``build(name, input_shape, num_classes)`` returns the module or raises
+    ``UnknownArchitectureError`` for a malformed name (and ``IncompatibleTaskError``
+    for an input it cannot take). ``examples`` are valid names shown to users.
+    """
+
+    prefix: str
+    build: Builder
+    examples: tuple[str, ...]
+    description: str = ""
 
 
 def image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lottery.architectures import Family, register_family
 from lottery.errors import UnknownArchitectureError
-from lottery.zoo import image_shape, pooled_size
+from lottery.zoo import Family, image_shape, pooled_size
 
 #: Channels of each conv pair, as in the paper; ``conv{2k}`` takes the first ``k``.
 PAIR_CHANNELS = (64, 128, 256)
@@ -79,11 +78,9 @@ def _build(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Modu
     return ConvNet(shape[0], PAIR_CHANNELS[:pairs], hw, num_classes)
 
 
-register_family(
-    Family(
-        prefix="conv",
-        build=_build,
-        examples=tuple(_NAMES),
-        description="the LTH paper's Conv-2/4/6: 3x3 conv pairs (64, 128, 256) + max-pool, FC 256-256",
-    )
+FAMILY = Family(
+    prefix="conv",
+    build=_build,
+    examples=tuple(_NAMES),
+    description="the LTH paper's Conv-2/4/6: 3x3 conv pairs (64, 128, 256) + max-pool, FC 256-256",
 )

@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lottery.architectures import Family, register_family
 from lottery.errors import UnknownArchitectureError
-from lottery.zoo import image_shape
+from lottery.zoo import Family, image_shape
 
 #: ResNet-1202 is the deepest CIFAR ResNet of He et al.; deeper names are typos.
 MAX_DEPTH = 1202
@@ -111,11 +110,9 @@ def _build(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Modu
     return ResNet(shape[0], width, (depth - 2) // 6, num_classes)
 
 
-register_family(
-    Family(
-        prefix="resnet",
-        build=_build,
-        examples=("resnet20", "resnet56", "resnet20_64"),
-        description="OpenLTH's CIFAR ResNet-D[_W] (D = 6n+2, W = first-stage width, default 16)",
-    )
+FAMILY = Family(
+    prefix="resnet",
+    build=_build,
+    examples=("resnet20", "resnet56", "resnet20_64"),
+    description="OpenLTH's CIFAR ResNet-D[_W] (D = 6n+2, W = first-stage width, default 16)",
 )

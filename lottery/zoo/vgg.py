@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lottery.architectures import Family, register_family
 from lottery.errors import UnknownArchitectureError
-from lottery.zoo import image_shape, pooled_size
+from lottery.zoo import Family, image_shape, pooled_size
 
 Plan = tuple[int | str, ...]
 
@@ -85,12 +84,10 @@ def _build(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Modu
     return VGG(shape[0], plan, num_classes)
 
 
-register_family(
-    Family(
-        prefix="vgg",
-        build=_build,
-        examples=tuple(f"vgg{d}" for d in PLANS),
-        description="OpenLTH's CIFAR VGG: 3x3 conv + BatchNorm + ReLU, max-pools, global "
-        "average pool, one linear layer",
-    )
+FAMILY = Family(
+    prefix="vgg",
+    build=_build,
+    examples=tuple(f"vgg{d}" for d in PLANS),
+    description="OpenLTH's CIFAR VGG: 3x3 conv + BatchNorm + ReLU, max-pools, global "
+    "average pool, one linear layer",
 )
