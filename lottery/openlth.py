@@ -49,6 +49,7 @@ from lottery.openlth_hparams import (
 
 __all__ = ["ImportedLevel", "OpenLTHImportError", "import_run", "map_model_name", "parse_hparams_log", "read_run"]
 
+
 @dataclass(frozen=True)
 class ImportedLevel:
     """One level, validated: where it came from and the ticket folder's contents."""
@@ -60,9 +61,6 @@ class ImportedLevel:
     mask: dict[str, torch.Tensor]
     init: dict[str, torch.Tensor]
     density: float
-
-
-# ------------------------------------------------------------------------- formats
 
 
 def load_pth(path: Path) -> dict[str, torch.Tensor]:
