@@ -49,9 +49,12 @@ def submit_ticket(
         return Submission(existing, created=False)
 
     created_blobs: list[str] = []
+    mask_sha, init_sha = sha256_hex(prepared.mask_bytes), sha256_hex(prepared.init_bytes)
     try:
-        mask_sha = _store_blob(session, storage, prepared.mask_bytes, created_blobs)
-        init_sha = _store_blob(session, storage, prepared.init_bytes, created_blobs)
+        for sha in sorted({mask_sha, init_sha}):  # one order for every upload: no deadlock
+            lock_blob(session, sha)
+        _store_blob(storage, mask_sha, prepared.mask_bytes, created_blobs)
+        _store_blob(storage, init_sha, prepared.init_bytes, created_blobs)
         for sha, data in ((mask_sha, prepared.mask_bytes), (init_sha, prepared.init_bytes)):
             record_blob(session, sha256=sha, size=len(data), media_type=SAFETENSORS)
         session.add(_ticket_row(prepared, token=token, mask_sha=mask_sha, init_sha=init_sha))
@@ -66,37 +69,36 @@ def submit_ticket(
         session.flush()
     except IntegrityError:
         # A concurrent upload of the same ticket won the insert: answer with its row.
-        session.rollback()
-        _remove_unreferenced(session, storage, created_blobs)
+        _undo(session, storage, created_blobs)
         winner = find_ticket(session, prepared.id, with_details=True)
         if winner is None:
             raise
         return Submission(winner, created=False)
     except DataError as exc:
         # prepare_ticket checks every bound the columns have; this is the safety net.
-        session.rollback()
-        _remove_unreferenced(session, storage, created_blobs)
+        _undo(session, storage, created_blobs)
         raise InvalidManifestError(f"ticket.json holds a value the database cannot store: {exc.orig}") from None
     except BaseException:
-        session.rollback()
-        _remove_unreferenced(session, storage, created_blobs)
+        _undo(session, storage, created_blobs)
         raise
     ticket = find_ticket(session, prepared.id, with_details=True)
     assert ticket is not None
     return Submission(ticket, created=True)
 
 
-def _store_blob(session: Session, storage: BlobStorage, data: bytes, created: list[str]) -> str:
+def _store_blob(storage: BlobStorage, sha: str, data: bytes, created: list[str]) -> None:
     """Make ``data`` durable, noting in ``created`` whether this call wrote it. The
-    digest's lock is held until the request's transaction ends, so a failing upload's
+    caller holds the digest's lock until its transaction ends, so a failing upload's
     cleanup cannot remove a file this one is about to reference."""
-    sha = sha256_hex(data)
-    lock_blob(session, sha)
     existed = storage.exists(sha)
     storage.put(data)  # also refreshes a reused file's age, for nirvana gc's grace period
     if not existed:
         created.append(sha)
-    return sha
+
+
+def _undo(session: Session, storage: BlobStorage, created: list[str]) -> None:
+    session.rollback()
+    _remove_unreferenced(session, storage, created)
 
 
 def _remove_unreferenced(session: Session, storage: BlobStorage, digests: list[str]) -> None:
