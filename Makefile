@@ -24,6 +24,11 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# Types (mypy --strict, configured in pyproject.toml) and unused or undefined names.
+lint: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/python -m pyflakes lottery db api worker nirvana bench migrations tests
+
 bench: $(STAMP)
 	$(BIN)/python bench/train_loop.py
 

@@ -37,5 +37,5 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
         # 0-d tensor cannot be viewed as a different element size.
         raw = t.reshape(-1).view(torch.uint8).numpy()
         h.update(int(raw.nbytes).to_bytes(8, "little"))
-        h.update(memoryview(raw))
+        h.update(raw.tobytes())  # a copy, but of one tensor at a time
     return h.hexdigest()

@@ -62,7 +62,7 @@ def apply_prune_masks(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.
         module = model.get_submodule(module_name) if module_name else model
         # bool first so a 0/1 float mask and a bool mask give the same buffer.
         keep = m.detach().to(device=p.device, dtype=torch.bool)
-        prune.custom_from_mask(module, name=param, mask=keep)
+        prune.custom_from_mask(module, name=param, mask=keep)  # type: ignore[no-untyped-call]
     return model
 
 
@@ -72,7 +72,7 @@ def remove_prune_masks(model: nn.Module) -> nn.Module:
     for module in model.modules():
         for hook in list(module._forward_pre_hooks.values()):
             if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(module, hook._tensor_name)
+                prune.remove(module, hook._tensor_name)  # type: ignore[no-untyped-call]
     return model
 
 

@@ -84,7 +84,7 @@ class BatchSampler:
         if not self._batches:
             perm = torch.randperm(self.n, generator=self.generator).to(self.device)
             used = perm[: self.per_epoch * self.batch_size]
-            self._batches = list(used.split(self.batch_size))[::-1]
+            self._batches = list(torch.split(used, self.batch_size))[::-1]
         return self._batches.pop()
 
 
@@ -108,7 +108,7 @@ def _mask_pairs(
     if not mask:
         return []
     params = dict(model.named_parameters())
-    pairs = []
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
     for name, m in mask.items():
         if name not in params:
             raise InvalidMaskError(f"mask entry {name!r} names no parameter of the model")

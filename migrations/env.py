@@ -11,12 +11,11 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-import db.models  # noqa: F401  (fills Base.metadata)
-from db.base import Base
+from db.models import metadata
 from db.settings import normalise_database_url
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

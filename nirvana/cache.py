@@ -32,7 +32,7 @@ _CHUNK = 1 << 20
 
 def etag_digest(response: httpx.Response) -> str:
     """The sha256 in a download's ``ETag`` (quotes and a weak ``W/`` prefix dropped)."""
-    tag = response.headers.get("etag", "").strip()
+    tag = str(response.headers.get("etag", "")).strip()
     tag = tag.removeprefix("W/").strip('"').lower()
     if not _SHA256.match(tag):
         raise NirvanaError(f"the server sent no sha256 ETag for {response.request.url}", code="missing_etag")
@@ -148,7 +148,7 @@ class BlobCache:
                 response.read()
                 raise_for_problem(response)
             digest = etag_digest(response)
-            self.write_ref(ticket_id, **{kind: digest})  # before the body: a restart resumes
+            self.write_ref(ticket_id, **{kind: digest})  # type: ignore[arg-type]  # before the body: a restart resumes
             return self._receive(response, digest, resumed=response.status_code == 206, on_bytes=on_bytes)
 
     def _receive(

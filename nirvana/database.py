@@ -98,7 +98,7 @@ def _embedded(root: Path) -> DatabaseHandle:
     data_dir = paths.pg_dir(root).expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(data_dir, PostgresServer)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
     uri: str = server.get_uri()
     return DatabaseHandle(url=normalise_database_url(uri), embedded=True, data_dir=data_dir, _server=server)
 

@@ -113,7 +113,7 @@ class InvalidTicketError(NirvanaError):
     """Base of the errors in what was uploaded (the server's ``LotteryError``s)."""
 
     code = "invalid_ticket"
-    codes = ("invalid_ticket",)
+    codes: ClassVar[tuple[str, ...]] = ("invalid_ticket",)
 
 
 class InvalidManifestError(InvalidTicketError):

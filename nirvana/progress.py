@@ -16,9 +16,9 @@ def bytes_bar(label: str) -> Any:
     """A byte counter whose ``update_to(done, total)`` suits ``BlobCache.fetch``."""
     from tqdm import tqdm
 
-    class _Bar(tqdm):  # type: ignore[type-arg]
+    class _Bar(tqdm):  # type: ignore[misc]  # tqdm ships no types
         def update_to(self, done: int, total: int | None) -> None:
-            if total is not None and self.total != total:
+            if total is not None and getattr(self, "total", None) != total:
                 self.total = total
             self.update(done - self.n)
 

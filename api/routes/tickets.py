@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
@@ -12,7 +12,7 @@ from api.schemas.tickets import TicketPage, TicketRead, TicketSummary
 from api.submissions import submit_ticket
 from api.tickets import ticket_or_404
 from db.models.tickets import Ticket
-from db.repositories.tickets import SORTS, InvalidCursorError, SortKey, TicketFilters, list_tickets
+from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, list_tickets
 
 router = APIRouter(tags=["tickets"])
 
@@ -75,7 +75,7 @@ def read_tickets(
         task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity, verified=verified
     )
     try:
-        rows, next_cursor = list_tickets(session, filters, sort=cast(SortKey, sort), limit=limit, cursor=cursor)
+        rows, next_cursor = list_tickets(session, filters, sort=sort, limit=limit, cursor=cursor)
     except InvalidCursorError as exc:
         raise ProblemError(400, "invalid_cursor", str(exc)) from None
     if next_cursor is not None:

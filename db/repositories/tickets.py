@@ -130,7 +130,7 @@ def list_tickets(
 ) -> tuple[list[Ticket], str | None]:
     """One page of tickets and the cursor of the next page (None on the last)."""
     column, ascending = _sort_columns(sort)
-    query: Select[tuple[Ticket]] = select(Ticket).where(*filters.clauses())
+    query: Select[Ticket] = select(Ticket).where(*filters.clauses())
     if cursor is not None:
         value, last_id = decode_cursor(sort, cursor)
         key = tuple_(column, Ticket.id)

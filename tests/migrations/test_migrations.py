@@ -6,8 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-import db.models  # noqa: F401
-from db.base import Base
+from db.models import metadata
 from db.migrate import downgrade, upgrade
 from db.session import make_engine
 from tests.support import postgres
@@ -19,7 +18,7 @@ def test_upgrade_head_on_empty_database_creates_every_table(pg_server_url: str) 
     try:
         upgrade(engine)
         tables = set(inspect(engine).get_table_names())
-        assert set(Base.metadata.tables) <= tables
+        assert set(metadata.tables) <= tables
         assert "alembic_version" in tables
         upgrade(engine)  # a second run is a no-op, not an error
     finally:
@@ -30,7 +29,7 @@ def test_upgrade_head_on_empty_database_creates_every_table(pg_server_url: str) 
 def test_models_and_migrations_agree(engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diff = compare_metadata(context, Base.metadata)
+        diff = compare_metadata(context, metadata)
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
 
 
