@@ -22,4 +22,4 @@ def bytes_bar(label: str) -> Any:
                 self.total = total
             self.update(done - self.n)
 
-    return _Bar(desc=label, unit="B", unit_scale=True, leave=False)
+    return _Bar(desc=label, unit="B", unit_scale=True, leave=False, disable=None)  # off without a terminal

@@ -31,7 +31,10 @@ class _Bars:
             if self.steps is not None:
                 self.steps.close()
             self.current = (level, run)
-            self.steps = self._tqdm(total=total, desc=f"level {level} {run}", unit="step", position=1, leave=False)
+            # disable=None: off when stderr is no terminal, so logs keep the level bar only.
+            self.steps = self._tqdm(
+                total=total, desc=f"level {level} {run}", unit="step", position=1, leave=False, disable=None
+            )
         self.steps.update(step - self.steps.n)
 
     def evaluated(self, level: int, run: str, step: int, accuracy: float) -> None:
