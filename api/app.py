@@ -15,7 +15,7 @@ from api.limits import BodySizeLimitMiddleware
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
 from api.settings import ApiSettings
-from db.blobs import LocalBlobStorage
+from db.blobs import make_storage
 from db.session import make_engine, make_sessionmaker
 
 API_PREFIX = "/api/v1"
@@ -31,7 +31,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.storage = LocalBlobStorage(settings.blob_root)
+        app.state.storage = make_storage(settings.blob_config)
         try:
             yield
         finally:

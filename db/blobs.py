@@ -13,8 +13,9 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
 CHUNK = 1 << 20
 
@@ -42,6 +43,14 @@ class BlobStorage(Protocol):
 
     def delete(self, sha256: str) -> None:
         """Remove the blob if present (absent is not an error)."""
+        ...
+
+    def modified_at(self, sha256: str) -> dt.datetime:
+        """When the blob was last written (UTC); ``BlobNotFoundError`` if absent."""
+        ...
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every stored digest (for garbage collection and audits)."""
         ...
 
 
@@ -125,6 +134,32 @@ class LocalBlobStorage:
             # Skip temporary files of writes in progress and anything not ours.
             if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
                 yield digest
+
+
+@dataclass(frozen=True)
+class BlobConfig:
+    """Which backend holds the blobs, as plain values: it crosses into the worker's
+    training child, which builds its own storage from it."""
+
+    backend: Literal["local", "s3"] = "local"
+    root: Path | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+def make_storage(config: BlobConfig) -> BlobStorage:
+    """The storage ``config`` names: files under ``root``, or an S3-compatible bucket."""
+    if config.backend == "s3":
+        from db.blobs_s3 import S3BlobStorage
+
+        if not config.bucket:
+            raise ValueError("the s3 blob backend needs a bucket (NIRVANA_S3_BUCKET)")
+        return S3BlobStorage(config.bucket, prefix=config.prefix, endpoint_url=config.endpoint_url, region=config.region)
+    if config.root is None:
+        raise ValueError("the local blob backend needs a root folder")
+    return LocalBlobStorage(config.root)
 
 
 def read_range(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from db.blobs import BlobNotFoundError, LocalBlobStorage
+from db.blobs import BlobNotFoundError, BlobStorage
 from db.models.blobs import Blob
 from db.repositories.blobs import lock_blob, referenced_digests
 
@@ -30,7 +30,7 @@ class GarbageReport:
 
 
 def collect_garbage(
-    session: Session, storage: LocalBlobStorage, *, grace: dt.timedelta = dt.timedelta(hours=1), dry_run: bool = False
+    session: Session, storage: BlobStorage, *, grace: dt.timedelta = dt.timedelta(hours=1), dry_run: bool = False
 ) -> GarbageReport:
     """Remove (unless ``dry_run``) every blob older than ``grace`` that no ticket
     names: its file first, then its row. Flushes; the caller commits."""
@@ -58,7 +58,7 @@ def collect_garbage(
     return GarbageReport(unreferenced, orphans)
 
 
-def _older(storage: LocalBlobStorage, sha: str, cutoff: dt.datetime) -> bool:
+def _older(storage: BlobStorage, sha: str, cutoff: dt.datetime) -> bool:
     """Whether the file was last written before ``cutoff`` (False if it is gone)."""
     try:
         return storage.modified_at(sha) < cutoff

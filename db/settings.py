@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.blobs import BlobConfig
 
 
 def default_home() -> Path:
@@ -38,6 +41,25 @@ class StorageSettings(BaseSettings):
     def _use_psycopg(cls, value: str) -> str:
         return normalise_database_url(value)
 
+    # "s3": an S3-compatible bucket instead of files (needs the ``s3`` extra).
+    blob_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
     @property
     def blob_root(self) -> Path:
         return self.blob_dir if self.blob_dir is not None else self.home / "blobs"
+
+    @property
+    def blob_config(self) -> BlobConfig:
+        """What ``db.blobs.make_storage`` needs, as plain values."""
+        return BlobConfig(
+            backend=self.blob_backend,
+            root=self.blob_root,
+            bucket=self.s3_bucket,
+            prefix=self.s3_prefix,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+        )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from db.migrate import upgrade
 from db.session import make_engine
 from tests.support import postgres
+from tests.support.processes import free_port
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +63,21 @@ def fresh_database_url(pg_server_url: str) -> Iterator[str]:
     engine.dispose()
     yield url
     postgres.drop_database(pg_server_url, url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible endpoint on loopback (moto's server) with a bucket ``nirvana-test``."""
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    port = free_port()
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        # moto accepts any credentials; boto3 only needs some to sign requests with.
+        for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")):
+            env.setenv(name, value)
+        boto3.client("s3", endpoint_url=url).create_bucket(Bucket="nirvana-test")
+        yield url
+    server.stop()

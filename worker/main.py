@@ -131,7 +131,7 @@ def _job_spec(factory: sessionmaker[Session], settings: WorkerSettings, claim: q
             claimed_accuracy=claim.claimed_accuracy,
             mask_sha256=ticket.mask_sha256,
             init_sha256=ticket.init_sha256,
-            blob_root=settings.blob_root,
+            blob=settings.blob_config,
             data_dir=settings.data_dir,
             device=settings.device,
             threads=settings.threads,

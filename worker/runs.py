@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from db.blobs import LocalBlobStorage
+from db.blobs import BlobConfig, make_storage
 
 
 class ProgressSink(Protocol):
@@ -33,7 +33,7 @@ class JobSpec:
     claimed_accuracy: float
     mask_sha256: str
     init_sha256: str
-    blob_root: Path
+    blob: BlobConfig
     data_dir: Path | None = None
     #: ``None``: CUDA when available, else the CPU (decided here, in the child).
     device: str | None = None
@@ -64,7 +64,7 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
     blob, CUDA out of memory) may be transient and the worker retries it.
     """
     # The blobs first: a missing one fails in milliseconds, before torch loads.
-    storage = LocalBlobStorage(job.blob_root)
+    storage = make_storage(job.blob)
     with storage.open(job.mask_sha256) as handle:
         mask_bytes = handle.read()
     with storage.open(job.init_sha256) as handle:

@@ -73,7 +73,7 @@ def gc_command(
     """Remove blobs no ticket references (and files an interrupted upload left)."""
     import datetime as dt
 
-    from db.blobs import LocalBlobStorage
+    from db.blobs import make_storage
     from db.garbage import collect_garbage
     from db.session import make_engine, make_sessionmaker, unit_of_work
     from db.settings import StorageSettings
@@ -85,7 +85,7 @@ def gc_command(
         try:
             with unit_of_work(make_sessionmaker(engine)) as session:
                 report = collect_garbage(
-                    session, LocalBlobStorage(settings.blob_root), grace=dt.timedelta(minutes=grace_minutes),
+                    session, make_storage(settings.blob_config), grace=dt.timedelta(minutes=grace_minutes),
                     dry_run=dry_run,
                 )  # fmt: skip
         finally:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from api.app import create_app
+from api.deps import get_session
+from api.settings import ApiSettings
+from db.tokens import create_token
 
 from lottery.tickets import load_tensors
 from tests.support.tickets import make_ticket
@@ -52,3 +60,23 @@ def test_range_requests_return_the_requested_bytes(client: TestClient, auth: dic
 def test_download_of_unknown_ticket_is_404(client: TestClient) -> None:
     response = client.get("/api/v1/tickets/" + "ab" * 6 + "/mask")
     assert (response.status_code, response.json()["code"]) == (404, "ticket_not_found")
+
+
+def test_uploads_and_ranged_downloads_through_the_s3_backend(
+    database_url: str, db_session: Session, s3_endpoint: str, tmp_path: Path
+) -> None:
+    settings = ApiSettings(
+        database_url=database_url, blob_backend="s3", s3_bucket="nirvana-test", s3_prefix=f"{tmp_path.name}/",
+        s3_endpoint_url=s3_endpoint,
+    )  # fmt: skip
+    app = create_app(settings)
+    app.dependency_overrides[get_session] = lambda: db_session
+    _, token = create_token(db_session, user_name="s3", token_name="s3")
+    files = make_ticket()
+    with TestClient(app) as client:
+        ticket = client.post("/api/v1/tickets", files=files.multipart(), headers={"Authorization": f"Bearer {token}"})
+        assert ticket.status_code == 201, ticket.text
+        url = ticket.json()["links"]["mask"]
+        assert client.get(url).content == files.mask_bytes()
+        part = client.get(url, headers={"Range": "bytes=8-99"})
+        assert part.status_code == 206 and part.content == files.mask_bytes()[8:100]
