@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nirvana.commands._common import EXIT_ERROR, TokenOption, UrlOption, make_client, reports_errors
+from nirvana.commands._common import EXIT_ERROR, TokenOption, UrlOption, fail, make_client, reports_errors
 
 IdArgument = Annotated[str, typer.Argument(help="Ticket id: the full id or a unique prefix of 12+ characters.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of a table.")]
@@ -178,6 +178,28 @@ def wait(
         raise typer.Exit(EXIT_ERROR)
 
 
+@reports_errors
+def verify(
+    id: IdArgument,
+    task: Annotated[str, typer.Option(help="The other task to retrain the ticket on.")],
+    steps: Annotated[int | None, typer.Option(help="Override the task's default recipe's steps.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Queue a transfer evaluation: retrain a stored ticket on another task (needs the
+    verify scope). Follow it with `nirvana wait VERIFICATION_ID`."""
+    with make_client(url, token) as client:
+        recipe = None
+        if steps is not None:
+            defaults = {t["name"]: t["default_recipe"] for t in client.tasks()}
+            if task not in defaults:
+                raise fail(f"unknown task {task!r}; known: {', '.join(sorted(defaults))}")
+            recipe = {**defaults[task], "steps": steps}
+        queued = client.verify_on(id, task=task, recipe=recipe)
+    typer.echo(f"verification {queued['id']}: {queued['state']} on {queued['task']}")
+    typer.echo(f"follow it with: nirvana wait {queued['id']}", err=True)
+
+
 def register(app: typer.Typer) -> None:
-    for command in (push, pull, tickets, show, tasks, status, wait):
+    for command in (push, pull, tickets, show, tasks, status, wait, verify):
         app.command(command.__name__)(command)

@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from db.models.users import ApiToken
 from db.session import make_engine, make_sessionmaker, unit_of_work
-from db.tokens import authenticate, hash_token
+from db.tokens import authenticate, create_token, hash_token
 from nirvana.cli import app
 from tests.nirvana.conftest import LiveApi
 from tests.support.tickets import make_ticket
@@ -130,3 +131,35 @@ def test_gc_removes_an_orphaned_blob_past_the_grace(fresh_database_url: str, tmp
     assert orphan in dry.stdout and storage.exists(orphan)
     gone = CliRunner().invoke(app, ["gc", "--grace-minutes", "0"], env=env)
     assert gone.exit_code == 0 and not storage.exists(orphan)
+
+
+def test_verify_queues_a_transfer_with_fewer_steps(
+    live_api: LiveApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.datasets import write_idx_set
+
+    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)
+    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "data"))  # the server runs in this process
+    folder = tmp_path / "ticket"
+    folder.mkdir()
+    files = make_ticket(architecture="lenet_16", task="fashion-mnist")
+    (folder / "ticket.json").write_text(json.dumps(files.manifest))
+    (folder / "mask.safetensors").write_bytes(files.mask_bytes())
+    env = {"NIRVANA_URL": live_api.url, "NIRVANA_HOME": str(tmp_path / "home"), "NIRVANA_TOKEN": live_api.token}
+    pushed = CliRunner().invoke(app, ["push", str(folder)], env=env)
+    ticket_id = pushed.stdout.split()[0]
+
+    engine = make_engine(live_api.database_url)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        _, verifier = create_token(session, user_name="alice", token_name="v", scopes=("read", "verify"))
+    engine.dispose()
+    verify_env = {**env, "NIRVANA_TOKEN": verifier}
+    result = CliRunner().invoke(app, ["verify", ticket_id, "--task", "mnist", "--steps", "7"], env=verify_env)
+    assert result.exit_code == 0, result.output
+    assert "queued on mnist" in result.stdout
+    import httpx
+
+    verifications = httpx.get(f"{live_api.url}/api/v1/tickets/{ticket_id}").json()["verifications"]
+    assert [(v["task"], v["recipe"]["steps"]) for v in verifications][-1] == ("mnist", 7)
+    unknown = CliRunner().invoke(app, ["verify", ticket_id, "--task", "imagenet", "--steps", "7"], env=verify_env)
+    assert unknown.exit_code != 0 and "unknown task 'imagenet'" in unknown.output
