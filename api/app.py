@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
+from api.ratelimit import RateLimitMiddleware
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
 from api.settings import ApiSettings
@@ -48,6 +49,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    # Added last, so it runs first: a refused request costs no body read and no query.
+    app.add_middleware(
+        RateLimitMiddleware,
+        api_per_minute=settings.rate_limit_api_per_minute,
+        downloads_per_minute=settings.rate_limit_downloads_per_minute,
+    )
     for module in (health, tasks, architectures, tickets, downloads, verifications):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(pages.router)
