@@ -30,6 +30,7 @@ from nirvana import paths
 from nirvana.cache import BlobCache
 from nirvana.loading import build_pruned_model, is_uuid, manifest_of, relative_link, tensor_bytes
 from nirvana.progress import bytes_bar
+from nirvana.transport import send
 from nirvana.waiting import poll_until_finished
 from nirvana.errors import (
     NirvanaError,
@@ -107,7 +108,7 @@ class Client:
                 )
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            response = self._http.request(method, path, headers=headers, **kwargs)
+            response = send(self._http, method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise ServerUnreachableError(
                 f"cannot reach {self.url} ({type(exc).__name__}: {exc}); is `nirvana serve` running?"

@@ -18,6 +18,7 @@ from nirvana import Client
 from nirvana.errors import (
     ConflictError,
     NirvanaError,
+    RateLimitedError,
     ForbiddenError,
     DigestMismatchError,
     InvalidSafetensorsError,
@@ -214,6 +215,47 @@ def test_a_malicious_ticket_id_from_the_server_never_names_a_file(tmp_path: Path
         assert caught.value.code == "bad_response"
         assert not (tmp_path / "escaped.json").exists()
         assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_reads_wait_out_a_short_rate_limit_and_writes_do_not(tmp_path: Path) -> None:
+    """A real server that limits the first requests: the client's GET waits as
+    ``Retry-After`` says and succeeds; a POST gets the 429 as an error."""
+    import http.server
+    import threading
+    import time
+
+    calls: list[float] = []
+
+    class Limited(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            calls.append(time.monotonic())
+            limited = len(calls) in (1, 3)
+            body = json.dumps({"code": "rate_limited", "status": 429, "detail": "slow down"} if limited else {"status": "ok"})
+            self.send_response(429 if limited else 200)
+            self.send_header("Content-Type", "application/problem+json" if limited else "application/json")
+            if limited:
+                self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        do_GET = do_POST = _answer  # noqa: N815 (http.server's naming)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Client(url=f"http://127.0.0.1:{server.server_address[1]}", token="nv_x", home=tmp_path / "h") as client:
+            assert client.health() == {"status": "ok"}
+            assert len(calls) == 2 and calls[1] - calls[0] >= 0.9
+            with pytest.raises(RateLimitedError) as caught:
+                client.cancel("00000000-0000-0000-0000-000000000000")
+            assert caught.value.retry_after == 1.0 and len(calls) == 3
     finally:
         server.shutdown()
         server.server_close()
