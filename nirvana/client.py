@@ -8,10 +8,9 @@ best = next(client.tickets(task="mnist1d", verified=True, sort="-sparsity"))
 model, mask = client.load(best["id"])              # a torch module, pruned in place
 ```
 
-Reads are anonymous; the token is sent only with writes (upload, cancel), so a token
-that ``nirvana serve`` left in ``$NIRVANA_HOME/token`` never reaches a server it was
-not made for by a read. Downloads go through a cache keyed by sha256 (see
-:mod:`nirvana.cache`); ``NIRVANA_OFFLINE=1`` serves only from it.
+Reads are anonymous; the token goes only with writes (upload, cancel, verify_on), so
+``$NIRVANA_HOME/token`` never reaches another server through a read. Downloads go
+through a sha256-keyed cache (:mod:`nirvana.cache`); ``NIRVANA_OFFLINE=1`` uses only it.
 """
 
 from __future__ import annotations
