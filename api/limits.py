@@ -7,9 +7,9 @@ parser ever buffers more than the limit.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem_response
 
 
 class BodyTooLargeError(Exception):
@@ -27,7 +27,7 @@ class BodySizeLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, int(declared))
+            await self._refuse(scope, receive, send, int(declared))
             return
 
         seen = 0
@@ -51,7 +51,7 @@ class BodySizeLimitMiddleware:
             if exceeded:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await self._refuse(send, seen)
+                    await self._refuse(scope, receive, send, seen)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -61,29 +61,9 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, guarded_send)
         except BodyTooLargeError:
             if not started:
-                await self._refuse(send, seen)
+                await self._refuse(scope, receive, send, seen)
 
-    async def _refuse(self, send: Send, size: int) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         detail = f"the request body ({size} bytes or more) exceeds the limit of {self.max_bytes} bytes"
-        body = json.dumps(
-            {
-                "type": "https://nirvana.dev/problems/payload-too-large",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": detail,
-                "code": "payload_too_large",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-error-code", b"payload_too_large"),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        response = problem_response(413, "payload_too_large", detail, headers={"Connection": "close"})
+        await response(scope, receive, send)

@@ -11,7 +11,6 @@ without bound.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import time
@@ -20,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem_response
 
 _DOWNLOAD = re.compile(r"^/api/v1/tickets/[^/]+/(mask|init)$")
 MAX_CLIENTS = 10_000
@@ -82,7 +83,14 @@ class RateLimitMiddleware:
             (b"ratelimit", f'"{name}";r={remaining};t={math.ceil(wait)}'.encode()),
         ]
         if not allowed:
-            await _refuse(send, name, math.ceil(wait), headers)
+            retry_after = math.ceil(wait)
+            refusal = problem_response(
+                429,
+                "rate_limited",
+                f"too many {name} requests; retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after), **{k.decode(): v.decode() for k, v in headers}},
+            )
+            await refusal(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -100,29 +108,3 @@ def _client_key(scope: Scope) -> str:
             return "token:" + hashlib.sha256(value[7:].strip()).hexdigest()
     client = scope.get("client")
     return f"addr:{client[0]}" if client else "addr:unknown"
-
-
-async def _refuse(send: Send, bucket: str, retry_after: int, headers: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps(
-        {
-            "type": "https://nirvana.dev/problems/rate-limited",
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": f"too many {bucket} requests; retry in {retry_after} s",
-            "code": "rate_limited",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after).encode()),
-                (b"x-error-code", b"rate_limited"),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
