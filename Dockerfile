@@ -11,20 +11,21 @@ WORKDIR /app
 
 # Dependencies first, so that editing the code does not reinstall torch.
 COPY pyproject.toml alembic.ini ./
-RUN mkdir -p lottery db api worker nirvana \
-    && touch lottery/__init__.py db/__init__.py api/__init__.py worker/__init__.py nirvana/__init__.py \
-    && pip install . \
+RUN mkdir -p nirvana && touch nirvana/__init__.py \
+    && pip install '.[server,s3]' \
     && pip uninstall -y nirvana \
-    && rm -rf lottery db api worker nirvana build *.egg-info
+    && rm -rf nirvana build *.egg-info
 
-COPY lottery ./lottery
 COPY db ./db
 COPY api ./api
 COPY worker ./worker
 COPY nirvana ./nirvana
+COPY service ./service
 COPY migrations ./migrations
-# Editable, so that `nirvana migrate` finds alembic.ini and migrations/ next to db/.
+# The library editable; the service runs from /app, which PYTHONPATH puts on the path
+# (`nirvana migrate` finds alembic.ini and migrations/ next to db/).
 RUN pip install --no-deps -e .
+ENV PYTHONPATH=/app
 
 RUN useradd --create-home --uid 1000 nirvana && mkdir -p /data/blobs && chown -R nirvana /data
 USER nirvana

@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# The CPU wheel first, so that the range in pyproject.toml is already satisfied.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# The library is installed; the service (api, db, worker, service) runs from this
+	# checkout, which a .pth file puts on the venv's path.
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nirvana-service.pth"
 	touch $(STAMP)
 
 serve: $(STAMP)
@@ -27,7 +30,7 @@ test: $(STAMP) system-deps
 # Types (mypy --strict, configured in pyproject.toml) and unused or undefined names.
 lint: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/python -m pyflakes lottery db api worker nirvana bench migrations tests
+	$(BIN)/python -m pyflakes nirvana db api worker service bench migrations tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_loop.py

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lottery.errors import LotteryError
+from nirvana.lottery.errors import LotteryError
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -19,8 +19,8 @@ from db.models.users import ApiToken
 from db.queue import enqueue_verification
 from db.repositories.blobs import lock_blob, record_blob, referenced_digests
 from db.repositories.tickets import find_ticket
-from lottery.errors import InvalidManifestError
-from lottery.tickets import PreparedTicket, parse_manifest, prepare_ticket
+from nirvana.lottery.errors import InvalidManifestError
+from nirvana.lottery.tickets.manifest import PreparedTicket, parse_manifest, prepare_ticket
 
 SAFETENSORS = "application/vnd.safetensors"
 
@@ -42,7 +42,7 @@ def submit_ticket(
     max_steps: int,
 ) -> Submission:
     """Store a ticket and queue its verification, or return the identical one already
-    stored. Raises a ``lottery.errors.LotteryError`` (nothing written) for bad input."""
+    stored. Raises a ``nirvana.lottery.errors.LotteryError`` (nothing written) for bad input."""
     prepared = prepare_ticket(parse_manifest(manifest), mask, init, max_steps=max_steps)
     existing = find_ticket(session, prepared.id, with_details=True)
     if existing is not None:

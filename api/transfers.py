@@ -14,12 +14,12 @@ from db.blobs import BlobStorage
 from db.models.tickets import Ticket
 from db.models.verifications import Verification
 from db.queue import enqueue_verification
-from lottery.architectures import describe
-from lottery.errors import IncompatibleTaskError, LotteryError, InvalidMaskError, InvalidRecipeError, TaskUnavailableError
-from lottery.files import load_tensors
-from lottery.masks import validate_mask
-from lottery.recipes import Recipe
-from lottery.tasks import get_task, is_available
+from nirvana.lottery.models.architectures import describe
+from nirvana.lottery.errors import IncompatibleTaskError, LotteryError, InvalidMaskError, InvalidRecipeError, TaskUnavailableError
+from nirvana.lottery.tickets.files import load_tensors
+from nirvana.lottery.pruning.masks import validate_mask
+from nirvana.lottery.training.recipes import Recipe
+from nirvana.lottery.data.tasks import get_task, is_available
 
 
 class SameTaskError(LotteryError):

@@ -8,7 +8,7 @@
    PyTorch's defaults (TF32 convolutions on Ampere+) and once with TF32 off. The other
    seeded draws (``random_mask_like``, the training ``BatchSampler``) must give the
    same tensors with the device as the default / target device.
-2. Speed: steps/s of ``lottery.training.train`` (20% mask) vs the plain loop of
+2. Speed: steps/s of ``nirvana.lottery.training.loop.train`` (20% mask) vs the plain loop of
    ``bench/train_loop.py`` on the device, best of ``--rounds``.
 
 Prints the device name and a table; exits 1 if a bitwise check fails, 0 otherwise,
@@ -30,12 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lottery.architectures import build_model  # noqa: E402
-from lottery.digests import tensors_digest  # noqa: E402
-from lottery.init import generate_init  # noqa: E402
-from lottery.masks import random_mask_like  # noqa: E402
-from lottery.tasks import TaskSpec, get_task  # noqa: E402
-from lottery.training import BatchSampler  # noqa: E402
+from nirvana.lottery.models.architectures import build_model  # noqa: E402
+from nirvana.lottery.tickets.digests import tensors_digest  # noqa: E402
+from nirvana.lottery.models.init import generate_init  # noqa: E402
+from nirvana.lottery.pruning.masks import random_mask_like  # noqa: E402
+from nirvana.lottery.data.tasks import TaskSpec, get_task  # noqa: E402
+from nirvana.lottery.training.loop import BatchSampler  # noqa: E402
 from train_loop import make_case, ticket_mask, time_case  # noqa: E402
 
 MODELS = {"lenet_300_100": "fashion-mnist", "conv4": "cifar10", "resnet20": "cifar10"}

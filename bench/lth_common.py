@@ -1,8 +1,8 @@
 """What the paper-reproduction benches share: IMP with the controls, a table, a chart.
 
-``imp_with_controls`` runs ``lottery.pruning.find_ticket`` and, as each level arrives
+``imp_with_controls`` runs ``nirvana.lottery.pruning.imp.find_ticket`` and, as each level arrives
 (``on_level``), trains the level's two controls under the same recipe and data order
-with ``lottery.training.train``:
+with ``nirvana.lottery.training.loop.train``:
 
 - ``reinit``: the level's mask on a fresh init (same scheme, another seed), the LTH
   paper's "randomly reinitialized" control;
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from lottery.architectures import build_model
-from lottery.charts import plot_accuracy_vs_remaining
-from lottery.init import generate_init
-from lottery.masks import random_mask_like
-from lottery.pruning import LevelResult, find_ticket
-from lottery.tasks import TaskData, TaskSpec
-from lottery.training import Recipe, train
+from nirvana.lottery.models.architectures import build_model
+from nirvana.commands.charts import plot_accuracy_vs_remaining
+from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.pruning.masks import random_mask_like
+from nirvana.lottery.pruning.imp import LevelResult, find_ticket
+from nirvana.lottery.data.tasks import TaskData, TaskSpec
+from nirvana.lottery.training.loop import Recipe, train
 
 #: Seeds of the controls are offset so they never coincide with a trial's init seed.
 REINIT_SEED_OFFSET = 1_000_003

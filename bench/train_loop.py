@@ -1,7 +1,7 @@
-"""How much does ``lottery.training.train`` cost over a plain PyTorch loop?
+"""How much does ``nirvana.lottery.training.loop.train`` cost over a plain PyTorch loop?
 
 For each model of ``--models``, trains it twice per round: once through
-``lottery.training.train`` with a ~20%-density ticket mask, once through the plain loop
+``nirvana.lottery.training.loop.train`` with a ~20%-density ticket mask, once through the plain loop
 below (same init, same index-drawn batches from the same seeded generator, no mask).
 Eval is disabled in both (``eval_every=0`` keeps only the final eval, which the plain
 loop also does). Rounds alternate the two and the best time of each is kept, so a
@@ -36,12 +36,12 @@ from torch import nn
 # importable even when the project is not pip-installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lottery.architectures import build_model, describe  # noqa: E402
-from lottery.init import generate_init  # noqa: E402
-from lottery.masks import random_mask_like  # noqa: E402
-from lottery.recipes import Recipe  # noqa: E402
-from lottery.tasks import TaskData, TaskSpec, get_task, is_available, load_task  # noqa: E402
-from lottery.training import evaluate, train  # noqa: E402
+from nirvana.lottery.models.architectures import build_model, describe  # noqa: E402
+from nirvana.lottery.models.init import generate_init  # noqa: E402
+from nirvana.lottery.pruning.masks import random_mask_like  # noqa: E402
+from nirvana.lottery.training.recipes import Recipe  # noqa: E402
+from nirvana.lottery.data.tasks import TaskData, TaskSpec, get_task, is_available, load_task  # noqa: E402
+from nirvana.lottery.training.loop import evaluate, train  # noqa: E402
 
 MODELS = ("lenet_300_100", "conv4", "resnet20")
 #: Random CIFAR-shaped data: small enough for memory, big enough for several batches.

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.blobs import BlobConfig
-
-
-def default_home() -> Path:
-    """``NIRVANA_HOME``, else the user's data directory (``~/.local/share/nirvana``)."""
-    env = os.environ.get("NIRVANA_HOME")
-    return Path(env) if env else Path(platformdirs.user_data_dir("nirvana"))
+from nirvana.paths import default_home
 
 
 def normalise_database_url(url: str) -> str:

@@ -26,17 +26,17 @@ def build_pruned_model(
     with safetensors, never ``torch.load``."""
     import torch
 
-    from lottery.architectures import build_model
-    from lottery.files import load_tensors
-    from lottery.interop import apply_prune_masks
-    from lottery.tasks import get_task
+    from nirvana.lottery.models.architectures import build_model
+    from nirvana.lottery.tickets.files import load_tensors
+    from nirvana.lottery.interop.torch_prune import apply_prune_masks
+    from nirvana.lottery.data.tasks import get_task
 
     spec = get_task(ticket["task"])
     model = build_model(ticket["architecture"], tuple(spec.input_shape), spec.num_classes)
     model.load_state_dict(load_tensors(init_path.read_bytes()), strict=True)
     model.to(device)
     mask = {name: t.to(device=device, dtype=torch.bool) for name, t in load_tensors(mask_path.read_bytes()).items()}
-    apply_prune_masks(model, mask)  # the same pruning people get from lottery.interop
+    apply_prune_masks(model, mask)  # the same pruning people get from nirvana.lottery.interop.torch_prune
     return model, mask
 
 
@@ -64,6 +64,6 @@ def is_uuid(value: str) -> bool:
 def tensor_bytes(value: Mapping[str, torch.Tensor] | bytes) -> bytes:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    from lottery.files import dump_tensors
+    from nirvana.lottery.tickets.files import dump_tensors
 
     return dump_tensors(value)

@@ -17,9 +17,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from db.settings import default_home
+import platformdirs
 
 __all__ = ["default_home", "home", "pg_dir", "token_file", "cache_dir", "read_token_file", "write_token_file"]
+
+
+def default_home() -> Path:
+    """``NIRVANA_HOME``, else the user's data directory (``~/.local/share/nirvana``)."""
+    env = os.environ.get("NIRVANA_HOME")
+    return Path(env) if env else Path(platformdirs.user_data_dir("nirvana"))
 
 
 def home(value: str | Path | None = None) -> Path:

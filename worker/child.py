@@ -81,7 +81,7 @@ def child_main(entry: str, job: Any, progress_queue: Any, result_conn: Connectio
 def _describe(exc: Exception) -> Outcome:
     # Imported late: lottery may be absent from a test entry's world, never from ours.
     try:
-        from lottery.errors import LotteryError
+        from nirvana.lottery.errors import LotteryError
     except ImportError:  # pragma: no cover
         LotteryError = ()  # type: ignore[assignment,misc]  # noqa: N806
     if isinstance(exc, LotteryError):

@@ -1,5 +1,5 @@
 """The child process's side of a verification: read the ticket's blobs, retrain it with
-controls (``lottery.verify``), return the result. No SQL: the parent passes a ``JobSpec``
+controls (``nirvana.lottery.verification.protocol``), return the result. No SQL: the parent passes a ``JobSpec``
 of plain values it read from the database, and records what this returns."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class _Throttled:
 def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, Any]:
     """Verify the ticket described by ``job`` and return ``VerificationResult.to_dict()``.
 
-    Raises a ``lottery.errors.LotteryError`` for anything the ticket or its job is to
+    Raises a ``nirvana.lottery.errors.LotteryError`` for anything the ticket or its job is to
     blame for (task data unavailable, a mask that does not fit the task's
     architecture, an invalid recipe): retrying cannot help. Anything else (a missing
     blob, CUDA out of memory) may be transient and the worker retries it.
@@ -73,13 +73,13 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
     # JobSpec) never loads torch, let alone initialises CUDA.
     import torch
 
-    from lottery.architectures import describe
-    from lottery.errors import InvalidRecipeError
-    from lottery.masks import validate_init, validate_mask
-    from lottery.tasks import get_task, load_task
-    from lottery.tickets import load_tensors
-    from lottery.training import Recipe
-    from lottery.verify import pick_device, verify_ticket
+    from nirvana.lottery.models.architectures import describe
+    from nirvana.lottery.errors import InvalidRecipeError
+    from nirvana.lottery.pruning.masks import validate_init, validate_mask
+    from nirvana.lottery.data.tasks import get_task, load_task
+    from nirvana.lottery.tickets.manifest import load_tensors
+    from nirvana.lottery.training.loop import Recipe
+    from nirvana.lottery.verification.protocol import pick_device, verify_ticket
 
     if job.threads is not None:
         # Several workers (or jobs) on one CPU oversubscribe it badly with torch's default

@@ -19,8 +19,8 @@ from db.repositories.tickets import (
     find_ticket,
     list_tickets,
 )
-from lottery.errors import UnknownTaskError
-from lottery.tasks import get_task, is_available, list_tasks
+from nirvana.lottery.errors import UnknownTaskError
+from nirvana.lottery.data.tasks import get_task, is_available, list_tasks
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.schemas.catalog import ArchitectureRead, ParameterRead
-from lottery.architectures import describe
-from lottery.tasks import get_task
+from nirvana.lottery.models.architectures import describe
+from nirvana.lottery.data.tasks import get_task
 
 router = APIRouter(tags=["architectures"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api.deps import SessionDep, SettingsDep
 from api.schemas.catalog import TaskList, TaskRead
 from db.repositories.tickets import count_by_task
-from lottery.tasks import is_available, list_tasks
+from nirvana.lottery.data.tasks import is_available, list_tasks
 
 router = APIRouter(tags=["tasks"])
 

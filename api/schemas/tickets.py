@@ -1,4 +1,4 @@
-"""Ticket payloads. Uploads arrive as multipart files (see ``lottery.tickets.Manifest``);
+"""Ticket payloads. Uploads arrive as multipart files (see ``nirvana.lottery.tickets.manifest.Manifest``);
 these are what the API answers."""
 
 from __future__ import annotations

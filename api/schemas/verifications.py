@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lottery.recipes import Recipe
+from nirvana.lottery.training.recipes import Recipe
 
 
 class VerificationRead(BaseModel):

@@ -47,14 +47,6 @@ def reports_errors(func: F) -> F:
             raise fail(exc.detail, EXIT_USAGE) from None
         except NirvanaError as exc:
             raise fail(f"{exc.detail} ({exc.code})") from None
-        except Exception as exc:
-            # A database that is not there is an operator's mistake, not a bug: one line.
-            from sqlalchemy.exc import OperationalError
-
-            if isinstance(exc, OperationalError):
-                reason = str(exc.orig or exc).strip().splitlines()[0]
-                raise fail(f"cannot use the database: {reason} (database_unavailable)") from None
-            raise
 
     return wrapper  # type: ignore[return-value]
 

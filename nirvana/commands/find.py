@@ -1,6 +1,6 @@
 """``nirvana find``: search for tickets on this machine (IMP, one-shot, SNIP, SynFlow).
 
-The work is :mod:`lottery.finding`; this module parses options, draws progress bars
+The work is :mod:`nirvana.commands.finding`; this module parses options, draws progress bars
 (tqdm, on stderr) and prints the summary table.
 """
 
@@ -75,11 +75,11 @@ def find(
 ) -> None:
     """Find tickets here: train, prune, reset, repeat; each level becomes a ticket
     folder ready for `nirvana push`. Rerun the same command to resume."""
-    from lottery.errors import LotteryError
-    from lottery.finding import FindConfig, open_find, run_find, summary_rows
-    from lottery.recipes import named_recipe
-    from lottery.tasks import get_task, load_task
-    from lottery.verify import pick_device
+    from nirvana.lottery.errors import LotteryError
+    from nirvana.commands.finding import FindConfig, open_find, run_find, summary_rows
+    from nirvana.lottery.training.recipes import named_recipe
+    from nirvana.lottery.data.tasks import get_task, load_task
+    from nirvana.lottery.verification.protocol import pick_device
 
     try:
         spec = get_task(task)

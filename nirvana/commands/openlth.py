@@ -1,6 +1,6 @@
 """``nirvana import-openlth``: turn an OpenLTH lottery run into ticket folders, offline.
 
-The conversion itself is :func:`lottery.openlth.import_run`; this module only maps its
+The conversion itself is :func:`nirvana.lottery.interop.openlth.import_run`; this module only maps its
 errors to the CLI's one-line ``error: <detail> (<code>)`` and prints what it wrote.
 """
 
@@ -24,8 +24,8 @@ def import_openlth(
 ) -> None:
     """Convert every level of an OpenLTH lottery run into a ticket folder (nothing is
     written unless every level validates). Push them with `nirvana push`."""
-    from lottery.errors import LotteryError
-    from lottery.openlth import import_run
+    from nirvana.lottery.errors import LotteryError
+    from nirvana.lottery.interop.openlth import import_run
 
     try:
         folders = import_run(run_dir, out, replicate=replicate)

@@ -1,138 +1,57 @@
-"""Commands that run the service or touch its database directly: ``serve``, ``api``,
-``worker``, ``migrate``, ``gc``, ``token create``. Each finds the database with
-:func:`nirvana.database.find_database` and so needs no server running."""
+"""The service's commands (``serve``, ``api``, ``worker``, ``migrate``, ``gc``, ``token``)
+when the service is on the path, else one line saying how to get it.
+
+The library is what ``pip install nirvana`` brings; the service (``api``, ``db``,
+``worker``, ``service``) runs from the repository, whose ``make serve`` puts it on the
+path. This module is the one seam between the two: it imports the service by name at
+run time, so the library never depends on it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from collections.abc import Callable
+from types import ModuleType
 
 import typer
 
-from nirvana.commands._common import reports_errors
+from nirvana.commands._common import EXIT_USAGE, fail
 
-HostOption = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface).")]
-PortOption = Annotated[int, typer.Option(help="TCP port to listen on.")]
-
-token_app = typer.Typer(help="Create API tokens.", no_args_is_help=True)
-
-
-@reports_errors
-def serve_command(
-    host: HostOption = "127.0.0.1",
-    port: PortOption = 8000,
-    workers: Annotated[int, typer.Option(min=0, help="Verification workers to start.")] = 1,
-) -> None:
-    """Run everything: database (embedded unless DATABASE_URL), migrations, API, workers."""
-    from nirvana.serve import serve
-
-    serve(host=host, port=port, workers=workers)
+SERVICE_MODULE = "service.cli"
+SERVICE_COMMANDS = ("serve", "api", "worker", "migrate", "gc", "token")
+HOW_TO_GET_THE_SERVER = (
+    "the Nirvana server is not part of the library: clone the repository and run "
+    "`make serve` there (it installs the server's dependencies and starts everything)"
+)
 
 
-@reports_errors
-def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """Serve the HTTP API only (no migrations, no workers), e.g. under docker-compose."""
-    from nirvana.serve import run_api
-
-    run_api(host=host, port=port)
-
-
-@reports_errors
-def worker_command() -> None:
-    """Run one verification worker until Ctrl-C or SIGTERM."""
-    from nirvana.database import find_database
-    from nirvana.serve import configure_logging
-    from worker.main import run_worker
-    from worker.settings import WorkerSettings
-
-    configure_logging()
-
-    with find_database() as handle:
-        settings = WorkerSettings(database_url=handle.url)
-        typer.echo(f"nirvana worker {settings.worker_id}: waiting for verifications", err=True)
-        # run_worker turns SIGINT/SIGTERM into a graceful stop: a job in progress is
-        # handed back to the queue.
-        run_worker(settings)
+def _service_cli() -> ModuleType | None:
+    """The service's CLI module, or None when this is a library-only install."""
+    try:
+        return importlib.import_module(SERVICE_MODULE)
+    except ModuleNotFoundError as exc:
+        # Only a missing service (or one of its dependencies) means "not installed";
+        # an import error inside the service is a bug and must surface.
+        if exc.name is None or exc.name.split(".")[0] not in _SERVICE_ROOTS:
+            raise
+        return None
 
 
-@reports_errors
-def migrate_command() -> None:
-    """Apply the database migrations (idempotent)."""
-    from nirvana.database import find_database
-    from nirvana.serve import migrate
-
-    with find_database() as handle:
-        migrate(handle.url)
-    typer.echo("database is at the newest migration")
+_SERVICE_ROOTS = {"service", "api", "db", "worker", "fastapi", "sqlalchemy", "psycopg", "alembic", "uvicorn", "pgserver", "pydantic_settings", "starlette"}
 
 
-@reports_errors
-def gc_command(
-    grace_minutes: Annotated[float, typer.Option(min=0, help="Keep blobs younger than this (uploads in flight).")] = 60,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
-) -> None:
-    """Remove blobs no ticket references (and files an interrupted upload left)."""
-    import datetime as dt
+def _server_missing(name: str) -> Callable[[], None]:
+    def command() -> None:
+        raise fail(HOW_TO_GET_THE_SERVER, EXIT_USAGE)
 
-    from db.blobs import make_storage
-    from db.garbage import collect_garbage
-    from db.session import make_engine, make_sessionmaker, unit_of_work
-    from db.settings import StorageSettings
-    from nirvana.database import find_database
-
-    with find_database() as handle:
-        settings = StorageSettings(database_url=handle.url)
-        engine = make_engine(settings.database_url)
-        try:
-            with unit_of_work(make_sessionmaker(engine)) as session:
-                report = collect_garbage(
-                    session, make_storage(settings.blob_config), grace=dt.timedelta(minutes=grace_minutes),
-                    dry_run=dry_run,
-                )  # fmt: skip
-        finally:
-            engine.dispose()
-    for sha in report.unreferenced_rows + report.orphan_files:
-        typer.echo(sha)
-    verb = "would remove" if dry_run else "removed"
-    typer.echo(f"{verb} {len(report.unreferenced_rows)} unreferenced and {len(report.orphan_files)} orphaned blobs", err=True)
-
-
-@token_app.command("create")
-@reports_errors
-def token_create(
-    name: Annotated[str, typer.Option(help="A label for the token, e.g. the machine it is for.")],
-    user: Annotated[str, typer.Option(help="The user the token acts as (created if new).")] = "local",
-    scope: Annotated[
-        list[str] | None, typer.Option(help="Scope to grant (read, write, verify); repeat for several.")
-    ] = None,
-) -> None:
-    """Create an API token and print its secret, once."""
-    from db.session import make_engine, make_sessionmaker, unit_of_work
-    from db.tokens import create_token
-    from nirvana.database import find_database
-
-    scopes = tuple(scope) if scope else ("read", "write")
-    with find_database() as handle:
-        engine = make_engine(handle.url, pool_size=1)
-        try:
-            with unit_of_work(make_sessionmaker(engine)) as session:
-                try:
-                    _, secret = create_token(session, user_name=user, token_name=name, scopes=scopes)
-                except ValueError as exc:  # unknown scope
-                    raise typer.BadParameter(str(exc), param_hint="--scope") from None
-        finally:
-            engine.dispose()
-    typer.echo(secret)
-    typer.echo(
-        f"token {name!r} for user {user!r} with scopes {', '.join(scopes)}. "
-        "Store it now: it cannot be shown again.",
-        err=True,
-    )
+    command.__doc__ = f"[server] `nirvana {name}` needs the server: clone the repository and run `make serve`."
+    return command
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_command)
-    app.command("api")(api_command)
-    app.command("worker")(worker_command)
-    app.command("migrate")(migrate_command)
-    app.command("gc")(gc_command)
-    app.add_typer(token_app, name="token")
+    service_cli = _service_cli()
+    if service_cli is not None:
+        service_cli.register(app)
+        return
+    for name in SERVICE_COMMANDS:
+        app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_server_missing(name))

@@ -12,10 +12,10 @@ import torch
 
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
-from lottery.pruning import find_ticket
-from lottery.tasks import get_task, load_task
-from lottery.tickets import Manifest, TicketFolder, load_tensors
-from lottery.training import Recipe
+from nirvana.lottery.pruning.imp import find_ticket
+from nirvana.lottery.data.tasks import get_task, load_task
+from nirvana.lottery.tickets.manifest import Manifest, TicketFolder, load_tensors
+from nirvana.lottery.training.loop import Recipe
 from nirvana.client import Client
 from tests.support.processes import running, service_env, uvicorn_server
 

@@ -1,7 +1,7 @@
 """Insert a small, real ticket: a LeNet mask and init on a task, stored as safetensors
 blobs in a ``LocalBlobStorage``, indexed in ``blobs``, owned by a ``User``.
 
-The tensors are real (``lottery.init.generate_init`` and a seeded random mask of the
+The tensors are real (``nirvana.lottery.models.init.generate_init`` and a seeded random mask of the
 prunable weights), so a worker can retrain the ticket; the ticket id is a SHA-256 of
 the same fields the real id covers, though not necessarily computed by the same
 function (tests here never re-derive it).
@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from db.blobs import LocalBlobStorage
 from db.models import Blob, Ticket, User, Verification
 from db.queue import enqueue_verification
-from lottery.architectures import describe
-from lottery.digests import tensors_digest
-from lottery.init import generate_init
-from lottery.tasks import get_task
+from nirvana.lottery.models.architectures import describe
+from nirvana.lottery.tickets.digests import tensors_digest
+from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.data.tasks import get_task
 
 #: ~100 steps of Adam on ``digits``: a couple of seconds on a CPU.
 TINY_RECIPE: dict[str, Any] = {"optimizer": "adam", "lr": 0.01, "batch_size": 64, "steps": 100}

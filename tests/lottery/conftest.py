@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lottery.init import generate_init
-from lottery.tasks import TaskData, TaskSpec, get_task, load_task
-from lottery.training import Recipe
+from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.data.tasks import TaskData, TaskSpec, get_task, load_task
+from nirvana.lottery.training.loop import Recipe
 
 
 @pytest.fixture(scope="session")

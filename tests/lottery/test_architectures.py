@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lottery.architectures import build_model, describe, list_architectures, prunable_names
-from lottery.errors import UnknownArchitectureError
+from nirvana.lottery.models.architectures import build_model, describe, list_architectures, prunable_names
+from nirvana.lottery.errors import UnknownArchitectureError
 
 
 def test_lenet_300_100_on_fashion_mnist_layout() -> None:

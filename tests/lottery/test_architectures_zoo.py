@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lottery.architectures import build_model, describe, list_architectures, prunable_names
-from lottery.errors import IncompatibleTaskError, UnknownArchitectureError
-from lottery.masks import dense_mask
+from nirvana.lottery.models.architectures import build_model, describe, list_architectures, prunable_names
+from nirvana.lottery.errors import IncompatibleTaskError, UnknownArchitectureError
+from nirvana.lottery.pruning.masks import dense_mask
 
 CIFAR = (3, 32, 32)
 

@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from lottery.errors import InvalidSafetensorsError
-from lottery.tickets import dump_tensors, load_tensors, read_metadata, tensors_digest
+from nirvana.lottery.errors import InvalidSafetensorsError
+from nirvana.lottery.tickets.manifest import dump_tensors, load_tensors, read_metadata, tensors_digest
 
 
 def sample() -> dict[str, torch.Tensor]:

@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from lottery.digests import tensors_digest
-from lottery.errors import UnknownInitSchemeError
-from lottery.init import INIT_SCHEMES, generate_init
-from lottery.tasks import TaskSpec, get_task
+from nirvana.lottery.tickets.digests import tensors_digest
+from nirvana.lottery.errors import UnknownInitSchemeError
+from nirvana.lottery.models.init import INIT_SCHEMES, generate_init
+from nirvana.lottery.data.tasks import TaskSpec, get_task
 
 
 def test_same_seed_equal_different_seed_differs(digits_spec: TaskSpec) -> None:
@@ -55,8 +55,8 @@ def test_unknown_scheme(digits_spec: TaskSpec) -> None:
 
 def test_same_init_in_another_process() -> None:
     code = (
-        "from lottery.init import generate_init; from lottery.tasks import get_task;"
-        "from lottery.digests import tensors_digest;"
+        "from nirvana.lottery.models.init import generate_init; from nirvana.lottery.data.tasks import get_task;"
+        "from nirvana.lottery.tickets.digests import tensors_digest;"
         "print(tensors_digest(generate_init('lenet_300_100', get_task('fashion-mnist'), 'kaiming_normal', 11)))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from lottery.architectures import build_model, describe
-from lottery.digests import tensors_digest
-from lottery.init import INIT_SCHEMES, generate_init
-from lottery.masks import dense_mask, random_mask_like, validate_init, validate_mask
-from lottery.tasks import TaskSpec, get_task
+from nirvana.lottery.models.architectures import build_model, describe
+from nirvana.lottery.tickets.digests import tensors_digest
+from nirvana.lottery.models.init import INIT_SCHEMES, generate_init
+from nirvana.lottery.pruning.masks import dense_mask, random_mask_like, validate_init, validate_mask
+from nirvana.lottery.data.tasks import TaskSpec, get_task
 
 #: Pinned SHA-256 (``tensors_digest``) of generate_init("lenet_300_100", fashion-mnist,
 #: "kaiming_normal", seed=0). This test fails when the init algorithm, the module
@@ -23,8 +23,8 @@ from lottery.tasks import TaskSpec, get_task
 #: change with it. Do not just paste the new value: if the change is deliberate, add a
 #: new scheme (or record the torch version that changed it in docs/lottery.md), then
 #: recompute with
-#:   python -c "from lottery.init import generate_init; from lottery.tasks import get_task;
-#:   from lottery.digests import tensors_digest; print(tensors_digest(generate_init(
+#:   python -c "from nirvana.lottery.models.init import generate_init; from nirvana.lottery.data.tasks import get_task;
+#:   from nirvana.lottery.tickets.digests import tensors_digest; print(tensors_digest(generate_init(
 #:   'lenet_300_100', get_task('fashion-mnist'), 'kaiming_normal', 0)))"
 LENET_FASHION_SEED0 = "b146e473c46d5fb3474e04bc1c82588faee754b506a4559e0bdee365a61e7f31"
 #: The same for resnet20 on cifar10 (convs without bias, BatchNorm, buffers).
@@ -52,8 +52,8 @@ def test_pinned_resnet20_digest() -> None:
 def test_every_scheme_same_in_another_process(small_images: TaskSpec) -> None:
     code = (
         "import json, sys; from dataclasses import replace;"
-        "from lottery.init import INIT_SCHEMES, generate_init; from lottery.tasks import get_task;"
-        "from lottery.digests import tensors_digest;"
+        "from nirvana.lottery.models.init import INIT_SCHEMES, generate_init; from nirvana.lottery.data.tasks import get_task;"
+        "from nirvana.lottery.tickets.digests import tensors_digest;"
         "t = replace(get_task('cifar10'), input_shape=(3, 16, 16));"
         f"print(json.dumps({{a + ':' + s: tensors_digest(generate_init(a, t, s, 5)) "
         f"for a in {SMALL!r} for s in INIT_SCHEMES}}))"

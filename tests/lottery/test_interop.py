@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from lottery.architectures import build_model, describe
-from lottery.errors import InvalidMaskError
-from lottery.interop import apply_prune_masks, load_ticket, remove_prune_masks
-from lottery.masks import dense_mask, random_mask_like
-from lottery.tasks import TaskSpec
-from lottery.tickets import Manifest, TicketFolder
+from nirvana.lottery.models.architectures import build_model, describe
+from nirvana.lottery.errors import InvalidMaskError
+from nirvana.lottery.interop.torch_prune import apply_prune_masks, load_ticket, remove_prune_masks
+from nirvana.lottery.pruning.masks import dense_mask, random_mask_like
+from nirvana.lottery.data.tasks import TaskSpec
+from nirvana.lottery.tickets.manifest import Manifest, TicketFolder
 
 
 def _ticket(spec: TaskSpec, init: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from lottery.architectures import ArchitectureInfo, build_model, describe
-from lottery.errors import InvalidInitError, InvalidMaskError
-from lottery.masks import apply_mask, dense_mask, random_mask_like, sparsity_report, validate_init, validate_mask
+from nirvana.lottery.models.architectures import ArchitectureInfo, build_model, describe
+from nirvana.lottery.errors import InvalidInitError, InvalidMaskError
+from nirvana.lottery.pruning.masks import apply_mask, dense_mask, random_mask_like, sparsity_report, validate_init, validate_mask
 
 
 @pytest.fixture

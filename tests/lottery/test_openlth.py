@@ -13,20 +13,20 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from lottery.architectures import describe
-from lottery.errors import UnknownArchitectureError, UnknownTaskError
-from lottery.interop import StateDictMismatchError, pair_state_dict
-from lottery.openlth import import_run
-from lottery.openlth_hparams import (
+from nirvana.lottery.models.architectures import describe
+from nirvana.lottery.errors import UnknownArchitectureError, UnknownTaskError
+from nirvana.lottery.interop.torch_prune import StateDictMismatchError, pair_state_dict
+from nirvana.lottery.interop.openlth import import_run
+from nirvana.lottery.interop.openlth_hparams import (
     OpenLTHImportError,
     map_model_name,
     parse_hparams_log,
     parse_step,
     recipe_from_hparams,
 )
-from lottery.tasks import TaskSpec, get_task
-from lottery.tickets import TicketFolder, prepare_ticket
-from lottery.training import Recipe
+from nirvana.lottery.data.tasks import TaskSpec, get_task
+from nirvana.lottery.tickets.manifest import TicketFolder, prepare_ticket
+from nirvana.lottery.training.loop import Recipe
 
 LENET_HPARAMS = """Dataset Hyperparameters
     * dataset_name => mnist

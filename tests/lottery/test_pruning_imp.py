@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lottery.architectures import build_model
-from lottery.init import generate_init
-from lottery.pruning import ResumePoint, find_ticket
-from lottery.tasks import TaskData, TaskSpec
-from lottery.training import Recipe, train
-from lottery.verify import verify_ticket
+from nirvana.lottery.models.architectures import build_model
+from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.pruning.imp import ResumePoint, find_ticket
+from nirvana.lottery.data.tasks import TaskData, TaskSpec
+from nirvana.lottery.training.loop import Recipe, train
+from nirvana.lottery.verification.protocol import verify_ticket
 
 RECIPE = Recipe(optimizer="adam", lr=1e-3, batch_size=64, steps=20)
 

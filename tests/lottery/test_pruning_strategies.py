@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from lottery.architectures import build_model, describe
-from lottery.init import generate_init
-from lottery.masks import dense_mask
-from lottery.pruning import (
+from nirvana.lottery.models.architectures import build_model, describe
+from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.pruning.masks import dense_mask
+from nirvana.lottery.pruning.imp import (
     InvalidPruningError,
     PruneContext,
     get_strategy,
@@ -21,8 +21,8 @@ from lottery.pruning import (
     prune_layerwise,
     prune_to_density,
 )
-from lottery.strategies import density_of, prune_random
-from lottery.tasks import TaskData, TaskSpec
+from nirvana.lottery.pruning.strategies import density_of, prune_random
+from nirvana.lottery.data.tasks import TaskData, TaskSpec
 
 
 def _lenet_300_100() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

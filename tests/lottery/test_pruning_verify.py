@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from lottery.pruning import find_ticket, prune_layerwise
-from lottery.tasks import TaskData, TaskSpec
-from lottery.training import Recipe
-from lottery.verify import RUN_NAMES, pick_device, tolerance, verify_ticket
+from nirvana.lottery.pruning.imp import find_ticket, prune_layerwise
+from nirvana.lottery.data.tasks import TaskData, TaskSpec
+from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.verification.protocol import RUN_NAMES, pick_device, tolerance, verify_ticket
 
 
 def test_prune_layerwise_removes_smallest_remaining() -> None:

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from lottery.errors import InvalidRecipeError
-from lottery.recipes import Recipe, list_recipes, named_recipe, steps_per_epoch
-from lottery.tasks import get_task
+from nirvana.lottery.errors import InvalidRecipeError
+from nirvana.lottery.training.recipes import Recipe, list_recipes, named_recipe, steps_per_epoch
+from nirvana.lottery.data.tasks import get_task
 
 
 def test_lth_recipes_are_the_papers() -> None:
@@ -49,22 +49,22 @@ def test_unknown_and_unresolvable_recipes() -> None:
 
 
 def test_recipe_moved_without_an_import_cycle() -> None:
-    from lottery import training
+    from nirvana.lottery.training import loop as training
 
     assert training.Recipe is Recipe
     # recipes imports no other lottery module at run time; tasks imports Recipe from it.
-    code = "import sys, lottery.recipes; print(sorted(m for m in sys.modules if m.startswith('lottery.')))"
+    code = "import sys, nirvana.lottery.training.recipes; print(sorted(m for m in sys.modules if m.startswith('lottery.')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['lottery.errors', 'lottery.recipes']"
-    code = "import lottery.tasks as t, lottery.recipes as r; assert t.Recipe is r.Recipe"
+    assert out.strip() == "['nirvana.lottery.errors', 'nirvana.lottery.training.recipes']"
+    code = "import nirvana.lottery.data.tasks as t, nirvana.lottery.training.recipes as r; assert t.Recipe is r.Recipe"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_a_manifest_may_name_a_recipe() -> None:
     import json
 
-    from lottery.errors import InvalidManifestError
-    from lottery.tickets import parse_manifest
+    from nirvana.lottery.errors import InvalidManifestError
+    from nirvana.lottery.tickets.manifest import parse_manifest
 
     base = {"architecture": "lenet_16", "task": "digits", "claimed": {"test_accuracy": 0.9}, "title": "t"}
     manifest = parse_manifest(json.dumps({**base, "recipe": "openlth-lenet"}).encode())

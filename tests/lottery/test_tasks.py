@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lottery.errors import InvalidDatasetError, TaskUnavailableError, UnknownTaskError
-from lottery.idx import IdxSource, parse_idx
-from lottery.tasks import get_task, is_available, list_tasks, load_task
+from nirvana.lottery.errors import InvalidDatasetError, TaskUnavailableError, UnknownTaskError
+from nirvana.lottery.data.idx import IdxSource, parse_idx
+from nirvana.lottery.data.tasks import get_task, is_available, list_tasks, load_task
 from tests.support.datasets import idx_bytes, write_idx_set
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from lottery import tasks
-from lottery.cifar import ARCHIVE_DIR, OPENLTH_MEAN, OPENLTH_STD, RECORD, CifarSource, parse_records
-from lottery.errors import InvalidDatasetError, TaskUnavailableError
-from lottery.tasks import get_task, is_available, load_task
+from nirvana.lottery.data import tasks
+from nirvana.lottery.data.cifar import ARCHIVE_DIR, OPENLTH_MEAN, OPENLTH_STD, RECORD, CifarSource, parse_records
+from nirvana.lottery.errors import InvalidDatasetError, TaskUnavailableError
+from nirvana.lottery.data.tasks import get_task, is_available, load_task
 from tests.support.datasets import write_idx_set
 
 BATCHES = [f"data_batch_{i}.bin" for i in range(1, 6)]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from lottery.architectures import describe
-from lottery.errors import (
+from nirvana.lottery.models.architectures import describe
+from nirvana.lottery.errors import (
     InitMismatchError,
     InvalidInitError,
     InvalidManifestError,
@@ -21,10 +21,10 @@ from lottery.errors import (
     UnknownInitSchemeError,
     UnknownTaskError,
 )
-from lottery.init import generate_init
-from lottery.masks import dense_mask
-from lottery.tasks import get_task
-from lottery.tickets import (
+from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.pruning.masks import dense_mask
+from nirvana.lottery.data.tasks import get_task
+from nirvana.lottery.tickets.manifest import (
     Manifest,
     TicketFolder,
     dump_tensors,

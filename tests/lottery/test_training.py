@@ -4,10 +4,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from lottery.architectures import build_model, describe
-from lottery.masks import dense_mask
-from lottery.tasks import TaskData, TaskSpec
-from lottery.training import BatchSampler, Recipe, train
+from nirvana.lottery.models.architectures import build_model, describe
+from nirvana.lottery.pruning.masks import dense_mask
+from nirvana.lottery.data.tasks import TaskData, TaskSpec
+from nirvana.lottery.training.loop import BatchSampler, Recipe, train
 
 
 def model_from(init: dict[str, torch.Tensor], arch: str = "lenet_32_16") -> torch.nn.Module:
@@ -106,7 +106,7 @@ def test_lr_schedule() -> None:
 
 
 def test_digits_default_recipe_reaches_85_percent(digits: TaskData, digits_spec: TaskSpec) -> None:
-    from lottery.init import generate_init
+    from nirvana.lottery.models.init import generate_init
 
     init = generate_init("lenet_300_100", digits_spec, "kaiming_normal", 0)
     model = build_model("lenet_300_100", digits_spec.input_shape, digits_spec.num_classes)

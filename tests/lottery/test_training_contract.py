@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from lottery.architectures import build_model, describe
-from lottery.masks import dense_mask
-from lottery.tasks import TaskData
-from lottery.training import Recipe, train
+from nirvana.lottery.models.architectures import build_model, describe
+from nirvana.lottery.pruning.masks import dense_mask
+from nirvana.lottery.data.tasks import TaskData
+from nirvana.lottery.training.loop import Recipe, train
 
 
 def _run(init: dict[str, torch.Tensor], data: TaskData, recipe: Recipe, mask: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, list[tuple[int, float]]]:

@@ -13,7 +13,7 @@ import torch
 
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
-from lottery.tickets import TicketFolder, load_tensors, parse_manifest
+from nirvana.lottery.tickets.manifest import TicketFolder, load_tensors, parse_manifest
 from nirvana import Client
 from nirvana.errors import (
     ConflictError,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from nirvana.database import find_database
+from service.database import find_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def _run_in_other_process(home: Path, sql: str) -> str:
         f"""
         from pathlib import Path
         from sqlalchemy import create_engine, text
-        from nirvana.database import find_database
+        from service.database import find_database
         with find_database(Path({str(home)!r}), environ={{}}) as handle:
             engine = create_engine(handle.url)
             with engine.connect() as conn:

@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from lottery.architectures import describe
-from lottery.init import generate_init
-from lottery.tasks import get_task
-from lottery.tickets import dump_tensors
+from nirvana.lottery.models.architectures import describe
+from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.data.tasks import get_task
+from nirvana.lottery.tickets.manifest import dump_tensors
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Tasks: data sets with fixed splits, read from local files or generated."""

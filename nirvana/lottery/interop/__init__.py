@@ -1,0 +1,1 @@
+"""Tickets from and to other tools: OpenLTH run folders, torch.nn.utils.prune."""

@@ -1,0 +1,1 @@
+"""Architectures (the zoo, named OpenLTH-style) and their initialisation."""

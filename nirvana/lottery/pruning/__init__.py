@@ -1,0 +1,1 @@
+"""Masks and the pruning strategies that make them, iterative magnitude pruning included."""

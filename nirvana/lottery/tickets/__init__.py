@@ -1,0 +1,1 @@
+"""The ticket wire format: safetensors files, digests, the manifest, ticket ids."""

@@ -1,0 +1,116 @@
+"""Safetensors bytes in and out, checked before ``safetensors`` ever sees them.
+
+Uploads are untrusted: the header is validated by hand (length, JSON, offsets) so a
+truncated file, a pickle or random bytes give ``InvalidSafetensorsError`` with a
+useful detail instead of a crash or a giant allocation. Nothing here unpickles.
+``nirvana.lottery.tickets.manifest`` re-exports these functions; import them from there.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+from nirvana.lottery.errors import InvalidSafetensorsError
+
+#: A header larger than this is not a mask or an init of any network we serve.
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+_PICKLE_HINT = (
+    "this looks like a pickle/torch.save file; Nirvana only accepts safetensors — "
+    "convert with safetensors.torch.save_file(state_dict, 'mask.safetensors')"
+)
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    # torch.save writes a zip archive (PK\x03\x04); the legacy format and plain pickle
+    # start with the PROTO opcode \x80 followed by a protocol number 2..5.
+    return data[:4] == b"PK\x03\x04" or (len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5)
+
+
+def _fail(data: bytes, detail: str) -> InvalidSafetensorsError:
+    if _looks_like_pickle(data):
+        return InvalidSafetensorsError(_PICKLE_HINT)
+    return InvalidSafetensorsError(f"not a valid safetensors file: {detail}")
+
+
+def parse_header(data: bytes) -> dict[str, Any]:
+    """The JSON header of a safetensors file, validated against the buffer.
+
+    Checks: 8-byte little-endian length N with N <= len(data) - 8 and N <= 100 MB; the
+    header is a UTF-8 JSON object; ``__metadata__`` maps strings to strings; every tensor
+    entry has a string dtype, a list of non-negative int dims, and ``data_offsets``
+    ``[begin, end]`` with ``0 <= begin <= end <= len(data) - 8 - N``.
+    """
+    if len(data) < 8:
+        raise _fail(data, f"{len(data)} bytes is shorter than the 8-byte header length")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise _fail(data, f"header length {n} exceeds the file ({len(data)} bytes); truncated?")
+    if n > MAX_HEADER_BYTES:
+        raise _fail(data, f"header length {n} exceeds {MAX_HEADER_BYTES} bytes")
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(data, f"header is not UTF-8 JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _fail(data, "header is not a JSON object")
+    body = len(data) - 8 - n
+    for key, entry in header.items():
+        if key == "__metadata__":
+            if not isinstance(entry, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in entry.items()
+            ):
+                raise _fail(data, "__metadata__ must map strings to strings")
+            continue
+        if not isinstance(entry, dict):
+            raise _fail(data, f"entry {key!r} is not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(dtype, str):
+            raise _fail(data, f"tensor {key!r} has no dtype")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise _fail(data, f"tensor {key!r} has a malformed shape {shape!r}")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            raise _fail(data, f"tensor {key!r} has data_offsets {offsets!r} outside the file")
+    return header
+
+
+def load_tensors(data: bytes) -> dict[str, torch.Tensor]:
+    """Parse safetensors ``data`` into CPU tensors; never unpickles.
+
+    Raises:
+        InvalidSafetensorsError: anything that is not a well-formed safetensors file.
+    """
+    parse_header(data)
+    try:
+        return dict(_st_load(bytes(data)))
+    except Exception as exc:  # safetensors raises its own error types and ValueError
+        raise InvalidSafetensorsError(f"not a valid safetensors file: {exc}") from None
+
+
+def read_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` strings of a safetensors file (empty when absent)."""
+    meta = parse_header(data).get("__metadata__", {})
+    return dict(meta)
+
+
+def dump_tensors(
+    tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> bytes:
+    """Serialise ``tensors`` (copied to contiguous CPU tensors) as safetensors bytes."""
+    # clone() so tensors sharing storage (tied weights, views) serialise independently.
+    plain = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    return bytes(_st_save(plain, metadata=dict(metadata) if metadata else None))

@@ -1,0 +1,1 @@
+"""The verification protocol: retrain a ticket against its controls."""

@@ -1,0 +1,252 @@
+"""``nirvana serve``: the whole service in one command.
+
+In order: check the port is free, find the database (``DATABASE_URL`` or the embedded
+server in ``$NIRVANA_HOME/pg``), migrate it, make sure a local write token exists,
+start the verification workers in child processes, and serve the API in this process
+until Ctrl-C. Stopping undoes it in reverse: uvicorn, then the workers (SIGTERM, a
+grace period, then SIGKILL), then the database handle, which stops the embedded server
+when no other ``nirvana`` process uses it. The data stays in ``$NIRVANA_HOME``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from nirvana import paths
+from nirvana.errors import PortInUseError
+from service.database import DatabaseHandle, find_database
+
+log = logging.getLogger(__name__)
+
+LOCAL_USER = "local"
+LOCAL_TOKEN_NAME = "nirvana serve"
+WORKER_STOP_SECONDS = 10.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready socket bound to ``(host, port)``, handed to uvicorn as is, so
+    nothing can take the port between the check and the serving.
+
+    Raises:
+        PortInUseError: something already listens there (the message names the port
+            and ``--port``).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a port left in TIME_WAIT by the previous `nirvana serve` is free.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use; stop what holds it or choose another with --port"
+            ) from None
+        raise PortInUseError(f"cannot listen on {host}:{port}: {exc.strerror}", code="cannot_bind") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def ensure_local_token(database_url: str, home: Path) -> str:
+    """The secret in ``$NIRVANA_HOME/token`` if it still authenticates with the write
+    scope; else a new write token for the user ``local``, written there (mode 0600)."""
+    from db.session import make_engine, make_sessionmaker, unit_of_work
+    from db.tokens import authenticate, create_token
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            secret = paths.read_token_file(home)
+            if secret is not None:
+                token = authenticate(session, secret)
+                if token is not None and token.allows("write"):
+                    return secret
+            _, secret = create_token(
+                session, user_name=LOCAL_USER, token_name=LOCAL_TOKEN_NAME, scopes=("read", "write", "verify")
+            )
+        # Written only after the commit: a file never holds a secret the database lacks.
+        paths.write_token_file(home, secret)
+        return secret
+    finally:
+        engine.dispose()
+
+
+def migrate(database_url: str) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    from db.migrate import upgrade
+    from db.session import make_engine
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+# --- workers ----------------------------------------------------------------------
+
+
+def configure_logging() -> None:
+    """INFO from our own loggers on stderr, so an operator sees workers claim jobs."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(name)s: %(message)s")
+    # Chatty at INFO about their internals (pg_ctl calls, alembic plugin setup).
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _worker_child(settings: dict[str, Any]) -> None:
+    """Body of one worker child process (spawned, so it starts with a clean interpreter).
+
+    Ctrl-C in the terminal reaches the whole process group; the parent decides when
+    workers stop, so the child ignores SIGINT and stops gracefully on SIGTERM. It also
+    stops if the parent dies without telling it (SIGKILL), so no worker is orphaned."""
+    from worker.main import run_worker
+    from worker.settings import WorkerSettings
+
+    configure_logging()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
+    # Built here, not in the parent: each worker's default id names its own pid.
+    run_worker(WorkerSettings(**settings), stop=stop)
+
+
+def start_workers(count: int, settings: dict[str, Any]) -> list[BaseProcess]:
+    """Start ``count`` worker processes. Not daemonic: a worker spawns its own training
+    children, which daemonic processes may not do."""
+    context = multiprocessing.get_context("spawn")
+    workers: list[BaseProcess] = []
+    for index in range(count):
+        process = context.Process(target=_worker_child, args=(settings,), name=f"nirvana-worker-{index}")
+        process.start()
+        workers.append(process)
+    return workers
+
+
+def stop_workers(workers: list[BaseProcess], timeout: float = WORKER_STOP_SECONDS) -> None:
+    """SIGTERM every worker, wait up to ``timeout`` seconds in all, SIGKILL the rest."""
+    for process in workers:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            log.warning("worker %s did not stop within %.0f s; killing it", process.pid, timeout)
+            process.kill()
+            process.join(5)
+
+
+# --- the command ------------------------------------------------------------------
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: str | Path | None = None) -> None:
+    """Run the API and ``workers`` verification workers until interrupted.
+
+    Returns normally after Ctrl-C or SIGTERM, with everything stopped.
+
+    Raises:
+        PortInUseError: the port is taken (checked before anything starts).
+    """
+    root = paths.home(home)
+    sock = bind_socket(host, port)
+    configure_logging()
+    handle: DatabaseHandle | None = None
+    children: list[BaseProcess] = []
+    _interrupt_on_sigterm()
+    try:
+        handle = find_database(root)
+        migrate(handle.url)
+        token = ensure_local_token(handle.url, root)
+        storage = {"database_url": handle.url, "home": root}
+        children = start_workers(workers, storage)
+        _banner(host, port, token, root, handle, workers)
+        _run_uvicorn(sock, storage)
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the SIGINT it handled once it has shut down
+    finally:
+        sock.close()
+        stop_workers(children)
+        if handle is not None:
+            handle.close()
+        print("nirvana: stopped", file=sys.stderr, flush=True)
+
+
+def run_api(*, host: str, port: int, home: str | Path | None = None) -> None:
+    """Serve the HTTP API only (no migrations, no workers): the ``api`` service of
+    docker-compose, where ``migrate`` and ``worker`` run as services of their own."""
+    root = paths.home(home)
+    sock = bind_socket(host, port)
+    _interrupt_on_sigterm()
+    try:
+        with find_database(root) as handle:
+            print(f"nirvana api: listening on {_url(host, port)}", file=sys.stderr, flush=True)
+            _run_uvicorn(sock, {"database_url": handle.url, "home": root})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM (docker stop, kill) unwind like Ctrl-C, through the ``finally``
+    blocks that stop the workers and the database. uvicorn restores this handler and
+    re-raises the signal after its own graceful shutdown, so both paths end here."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _run_uvicorn(sock: socket.socket, storage: dict[str, Any]) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    app = create_app(ApiSettings(**storage))
+    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    return f"http://{shown}:{port}"
+
+
+def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle, workers: int) -> None:
+    url = _url(host, port)
+    database = f"embedded PostgreSQL in {handle.data_dir}" if handle.embedded else "DATABASE_URL"
+    lines = [
+        "",
+        f"  Nirvana      {url}",
+        f"  API docs     {url}/docs",
+        f"  Token        {token}",
+        f"               (write scope; also in {paths.token_file(home)})",
+        f"  Database     {database}",
+        f"  Workers      {workers}",
+        "  Stop with Ctrl-C.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
