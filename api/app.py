@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from api.callers import CallerIdentity
+from api.deps import get_caller
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.ratelimit import RateLimitMiddleware
@@ -47,6 +49,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.callers = CallerIdentity(settings.trusted_proxies)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: a refused request costs no body read and no query.
@@ -54,9 +57,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         RateLimitMiddleware,
         api_per_minute=settings.rate_limit_api_per_minute,
         downloads_per_minute=settings.rate_limit_downloads_per_minute,
+        identify=app.state.callers.key,
     )
     for module in (health, tasks, architectures, tickets, downloads, verifications):
-        app.include_router(module.router, prefix=API_PREFIX)
+        # get_caller on every route: a bad token is 401 on reads too.
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_caller)])
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

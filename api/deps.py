@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from api.callers import CallerIdentity, bearer_secret
 from api.errors import ProblemError
 from api.settings import ApiSettings
 from db.blobs import BlobStorage
@@ -40,22 +41,38 @@ SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nirvana"'}
 
 
-def require_scope(scope: str) -> Callable[[Request, Session], ApiToken]:
+def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
+    """The caller's token; None when the request sends no ``Authorization``. A header
+    that is malformed or names an unknown or revoked token is 401 ``invalid_token`` on
+    every route, reads included (the routers declare this dependency), so a made-up
+    token is never a way around the rate limits. A token that authenticates is
+    remembered, and the rate limits count its requests by token from then on."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    secret = bearer_secret(header)
+    if secret is None:
+        raise ProblemError(401, "invalid_token", "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
+    token = authenticate(session, secret)
+    if token is None:
+        raise ProblemError(401, "invalid_token", "the token is unknown or revoked", headers=_CHALLENGE)
+    callers: CallerIdentity = request.app.state.callers
+    callers.remember(secret)
+    return token
+
+
+CallerDep = Annotated[ApiToken | None, Depends(get_caller)]
+
+
+def require_scope(scope: str) -> Callable[[ApiToken | None], ApiToken]:
     """A dependency that returns the caller's token if it carries ``scope``."""
 
-    def dependency(request: Request, session: SessionDep) -> ApiToken:
-        header = request.headers.get("authorization", "")
-        kind, _, secret = header.partition(" ")
-        if not header:
+    def dependency(caller: CallerDep) -> ApiToken:
+        if caller is None:
             raise ProblemError(401, "unauthorized", "this request needs 'Authorization: Bearer <token>'", headers=_CHALLENGE)
-        if kind.lower() != "bearer" or not secret.strip():
-            raise ProblemError(401, "invalid_token", "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
-        token = authenticate(session, secret.strip())
-        if token is None:
-            raise ProblemError(401, "invalid_token", "the token is unknown or revoked", headers=_CHALLENGE)
-        if not token.allows(scope):
+        if not caller.allows(scope):
             raise ProblemError(403, "insufficient_scope", f"the token lacks the '{scope}' scope")
-        return token
+        return caller
 
     return dependency
 

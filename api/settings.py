@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import field_validator
+from pydantic_settings import NoDecode
+
+from api.callers import ProxyNetwork
 from db.settings import StorageSettings
 
 
@@ -18,5 +24,17 @@ class ApiSettings(StorageSettings):
     # Requests a minute per client (token, else address), per API process; 0: no limit.
     rate_limit_api_per_minute: int = 1200
     rate_limit_downloads_per_minute: int = 600
+    # Proxies whose X-Forwarded-For names the client (addresses or CIDR networks,
+    # comma-separated: NIRVANA_TRUSTED_PROXIES="10.0.0.2,fd00::/8"); empty: none.
+    trusted_proxies: Annotated[list[ProxyNetwork], NoDecode] = []
     data_dir: Path | None = None
+    # Where clients reach this server (https://nirvana.example); absolute links in
+    # responses start with it. Unset: links are relative, never built from ``Host``.
     public_url: str | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [ip_network(part.strip()) for part in value.split(",") if part.strip()]
+        return value

@@ -226,7 +226,9 @@ def _run_uvicorn(sock: socket.socket, storage: dict[str, Any]) -> None:
     from api.settings import ApiSettings
 
     app = create_app(ApiSettings(**storage))
-    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5)
+    # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback and rewrite
+    # the peer; api.callers reads it only from NIRVANA_TRUSTED_PROXIES.
+    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 
