@@ -17,6 +17,8 @@ from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, li
 router = APIRouter(tags=["tickets"])
 
 MAX_PAGE = 200
+# PostgreSQL text cannot hold U+0000: such a filter is refused here, not by the database.
+FilterText = Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
 
 
 @router.post(
@@ -57,9 +59,9 @@ def read_tickets(
     request: Request,
     response: Response,
     session: SessionDep,
-    task: str | None = None,
-    arch: str | None = None,
-    tag: str | None = None,
+    task: FilterText = None,
+    arch: FilterText = None,
+    tag: FilterText = None,
     min_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     verified: bool | None = None,

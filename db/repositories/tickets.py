@@ -6,6 +6,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -110,19 +111,35 @@ def decode_cursor(sort: SortKey, cursor: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise TypeError
         if data["s"] != sort:
             raise InvalidCursorError(f"this cursor belongs to sort={data['s']}, not sort={sort}")
-        value = data["v"]
-        if sort == "-created":
-            value = dt.datetime.fromisoformat(value)
-        elif not isinstance(value, (int, float)):
-            raise TypeError
+        value = _cursor_value(sort, data["v"])
         ticket_id = normalise_ref(data["id"])
     except InvalidCursorError:
         raise
-    except (ValueError, TypeError, KeyError, binascii.Error, InvalidTicketRefError):
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError, binascii.Error, InvalidTicketRefError):
         raise InvalidCursorError("the cursor is malformed; pass back the next_cursor of a previous page") from None
     return value, ticket_id
+
+
+# The values the sort columns can hold (density and accuracy are fractions).
+_CURSOR_RANGES: dict[str, tuple[float, float]] = {"-sparsity": (0.0, 1.0), "-accuracy": (0.0, 1.0)}
+
+
+def _cursor_value(sort: SortKey, value: Any) -> Any:
+    """The sort key a cursor carries, as the column's type; anything a page could not
+    have produced (a boolean, a number beyond a float, a non-finite one) is refused
+    here rather than by the database."""
+    if sort == "-created":
+        return dt.datetime.fromisoformat(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise TypeError
+    low, high = _CURSOR_RANGES.get(sort, (-math.inf, math.inf))
+    if not low <= value <= high:
+        raise ValueError
+    return float(value)
 
 
 def list_tickets(

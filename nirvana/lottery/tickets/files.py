@@ -59,6 +59,8 @@ def parse_header(data: bytes) -> dict[str, Any]:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(data, f"header is not UTF-8 JSON ({exc})") from None
+    except RecursionError:
+        raise _fail(data, "header nests too deeply") from None
     if not isinstance(header, dict):
         raise _fail(data, "header is not a JSON object")
     body = len(data) - 8 - n

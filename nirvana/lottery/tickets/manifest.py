@@ -135,6 +135,8 @@ def parse_manifest(data: bytes) -> Manifest:
         raise InvalidManifestError("ticket.json is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidManifestError(f"ticket.json is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidManifestError("ticket.json nests too deeply") from None
     if not isinstance(raw, dict):
         raise InvalidManifestError("ticket.json must be a JSON object")
     try:
