@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep
 from api.errors import ProblemError
+from api.links import same_route_url
 from api.schemas.tickets import TicketPage, TicketRead, TicketSummary
 from api.submissions import submit_ticket
 from api.tickets import ticket_or_404
@@ -59,6 +60,7 @@ def read_tickets(
     request: Request,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     task: FilterText = None,
     arch: FilterText = None,
     tag: FilterText = None,
@@ -81,7 +83,7 @@ def read_tickets(
     except InvalidCursorError as exc:
         raise ProblemError(400, "invalid_cursor", str(exc)) from None
     if next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=next_cursor)
+        next_url = same_route_url(request, settings.public_url, cursor=next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return TicketPage(items=[TicketSummary.model_validate(row) for row in rows], next_cursor=next_cursor)
 
