@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -35,6 +36,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.storage = make_storage(settings.blob_config)
+        app.state.validation_limiter = anyio.CapacityLimiter(settings.validation_threads)
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 
 from api.callers import ProxyNetwork
 from db.settings import StorageSettings
+from nirvana.lottery.training.recipes import MAX_EXAMPLES
 
 
 class ApiSettings(StorageSettings):
@@ -21,6 +22,11 @@ class ApiSettings(StorageSettings):
     max_upload_bytes: int = 256 * 1024 * 1024
     # Compute bound on one verification run; bigger recipes are refused at upload.
     max_steps: int = 100_000
+    # ... and on steps x batch size, the examples it trains on (what its time grows with).
+    max_examples: int = MAX_EXAMPLES
+    # Uploads validated at once per API process, on threads of their own; more wait
+    # their turn without holding a thread that serves requests.
+    validation_threads: int = 2
     # Requests a minute per client (token, else address), per API process; 0: no limit.
     rate_limit_api_per_minute: int = 1200
     rate_limit_downloads_per_minute: int = 600

@@ -9,6 +9,9 @@ written, the blobs this call created are removed again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+
+import anyio.to_thread
 
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -20,7 +23,7 @@ from db.queue import enqueue_verification
 from db.repositories.blobs import lock_blob, record_blob, referenced_digests
 from db.repositories.tickets import find_ticket
 from nirvana.lottery.errors import InvalidManifestError
-from nirvana.lottery.tickets.manifest import PreparedTicket, parse_manifest, prepare_ticket
+from nirvana.lottery.tickets.manifest import PreparedTicket, prepare_ticket
 
 SAFETENSORS = "application/vnd.safetensors"
 
@@ -31,19 +34,26 @@ class Submission:
     created: bool
 
 
-def submit_ticket(
-    session: Session,
-    storage: BlobStorage,
+async def validate_upload(
+    limiter: anyio.CapacityLimiter,
     *,
-    token: ApiToken,
     manifest: bytes,
     mask: bytes,
     init: bytes | None,
     max_steps: int,
-) -> Submission:
-    """Store a ticket and queue its verification, or return the identical one already
-    stored. Raises a ``nirvana.lottery.errors.LotteryError`` (nothing written) for bad input."""
-    prepared = prepare_ticket(parse_manifest(manifest), mask, init, max_steps=max_steps)
+    max_examples: int,
+) -> PreparedTicket:
+    """``prepare_ticket`` on a thread of ``limiter``'s own: at most its token count of
+    uploads validate at once, and one waiting for its turn holds no thread, so the
+    requests of other clients never queue behind validation. Raises what
+    ``prepare_ticket`` raises."""
+    work = partial(prepare_ticket, manifest, mask, init, max_steps=max_steps, max_examples=max_examples)
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
+
+
+def submit_ticket(session: Session, storage: BlobStorage, *, token: ApiToken, prepared: PreparedTicket) -> Submission:
+    """Store a validated ticket (``validate_upload``) and queue its verification, or
+    return the identical one already stored."""
     existing = find_ticket(session, prepared.id, with_details=True)
     if existing is not None:
         return Submission(existing, created=False)

@@ -15,10 +15,10 @@ from db.models.tickets import Ticket
 from db.models.verifications import Verification
 from db.queue import enqueue_verification
 from nirvana.lottery.models.architectures import describe
-from nirvana.lottery.errors import IncompatibleTaskError, LotteryError, InvalidMaskError, InvalidRecipeError, TaskUnavailableError
+from nirvana.lottery.errors import IncompatibleTaskError, LotteryError, InvalidMaskError, TaskUnavailableError
 from nirvana.lottery.tickets.files import load_tensors
 from nirvana.lottery.pruning.masks import validate_mask
-from nirvana.lottery.training.recipes import Recipe
+from nirvana.lottery.training.recipes import Recipe, check_compute
 from nirvana.lottery.data.tasks import get_task, is_available
 
 
@@ -36,6 +36,7 @@ def queue_transfer(
     recipe: Recipe | None,
     claimed_accuracy: float | None,
     max_steps: int,
+    max_examples: int,
     data_dir: Path | None,
 ) -> Verification:
     """Queue a verification of ``ticket`` on ``task`` under ``recipe`` (the task's
@@ -50,6 +51,8 @@ def queue_transfer(
         # a second run there would overwrite that verdict with someone else's terms.
         raise SameTaskError(f"ticket {ticket.short_id} was found on {task}; a transfer evaluation needs another task")
     spec = get_task(task)
+    resolved = recipe or spec.default_recipe
+    check_compute(resolved, max_steps=max_steps, max_examples=max_examples)
     if not is_available(task, data_dir):
         raise TaskUnavailableError(f"the data of task {task!r} is not on this server")
     info = describe(ticket.architecture, spec.input_shape, spec.num_classes)
@@ -61,9 +64,6 @@ def queue_transfer(
         raise IncompatibleTaskError(
             f"ticket {ticket.short_id} ({ticket.architecture} on {ticket.task}) does not fit {task}: {exc.detail}"
         ) from None
-    resolved = recipe or spec.default_recipe
-    if resolved.steps > max_steps:
-        raise InvalidRecipeError(f"recipe.steps={resolved.steps} exceeds this server's limit of {max_steps} steps")
     return enqueue_verification(
         session,
         ticket_id=ticket.id,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep
 from api.errors import ProblemError
 from api.links import same_route_url
 from api.schemas.tickets import TicketPage, TicketRead, TicketSummary
-from api.submissions import submit_ticket
+from api.submissions import submit_ticket, validate_upload
 from api.tickets import ticket_or_404
 from db.models.tickets import Ticket
 from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, list_tickets
@@ -28,7 +29,8 @@ FilterText = Annotated[str | None, Query(min_length=1, max_length=100, pattern=r
     status_code=201,
     responses={200: {"description": "The same ticket was already stored; nothing new was created."}},
 )
-def upload_ticket(
+async def upload_ticket(
+    request: Request,
     response: Response,
     session: SessionDep,
     storage: StorageDep,
@@ -40,15 +42,15 @@ def upload_ticket(
 ) -> Ticket:
     """Store a ticket and queue its verification in the same transaction (201). The
     same ticket again answers 200 with the stored one."""
-    submission = submit_ticket(
-        session,
-        storage,
-        token=token,
-        manifest=manifest.file.read(),
-        mask=mask.file.read(),
-        init=init.file.read() if init is not None else None,
+    prepared = await validate_upload(
+        request.app.state.validation_limiter,
+        manifest=await manifest.read(),
+        mask=await mask.read(),
+        init=await init.read() if init is not None else None,
         max_steps=settings.max_steps,
+        max_examples=settings.max_examples,
     )
+    submission = await run_in_threadpool(submit_ticket, session, storage, token=token, prepared=prepared)
     response.headers["Location"] = f"/api/v1/tickets/{submission.ticket.id}"
     if not submission.created:
         response.status_code = 200

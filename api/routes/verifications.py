@@ -63,6 +63,7 @@ def create_transfer_verification(
         recipe=body.recipe,
         claimed_accuracy=body.claimed_accuracy,
         max_steps=settings.max_steps,
+        max_examples=settings.max_examples,
         data_dir=settings.data_dir,
     )
     session.flush()

@@ -24,13 +24,13 @@ from nirvana.lottery.errors import (
     InitRequiredError,
     InvalidClaimError,
     InvalidManifestError,
-    InvalidRecipeError,
 )
-from nirvana.lottery.tickets.files import dump_tensors, load_tensors, read_metadata
+from nirvana.lottery.tickets.files import FileBounds, dump_tensors, load_tensors, read_metadata
 from nirvana.lottery.models.init import check_scheme, generate_init
 from nirvana.lottery.pruning.masks import SparsityReport, sparsity_report, validate_init, validate_mask
 from nirvana.lottery.data.tasks import get_task
 from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.training.recipes import MAX_EXAMPLES, check_compute
 
 __all__ = [
     "FORMAT_VERSION",
@@ -240,6 +240,13 @@ class PreparedTicket:
         return short_id(self.id)
 
 
+def tensor_bounds(info: ArchitectureInfo) -> FileBounds:
+    """The most a mask or an init of ``info`` may hold: its whole ``state_dict``. A file
+    beyond it is refused before its header is parsed; one within it that names the
+    wrong tensors gets ``validate_mask``'s or ``validate_init``'s precise error."""
+    return FileBounds.for_tensors([(p.name, p.numel) for p in info.parameters])
+
+
 def _resolve_init(
     manifest: Manifest, info: ArchitectureInfo, init_bytes: bytes | None
 ) -> tuple[dict[str, torch.Tensor], bytes]:
@@ -257,7 +264,7 @@ def _resolve_init(
             )
         init = generate_init(manifest.architecture, task, spec.scheme, spec.seed)
         return init, dump_tensors(init, file_metadata(manifest.architecture))
-    init = load_tensors(init_bytes)
+    init = load_tensors(init_bytes, bounds=tensor_bounds(info))
     validate_init(init, info)
     if spec.seed is not None and spec.rewind_step == 0:
         expected = generate_init(manifest.architecture, task, spec.scheme, spec.seed)
@@ -277,11 +284,13 @@ def prepare_ticket(
     init_bytes: bytes | None = None,
     *,
     max_steps: int = 100_000,
+    max_examples: int = MAX_EXAMPLES,
 ) -> PreparedTicket:
     """Validate an upload completely and compute its id; stores nothing.
 
     Checks, in order: manifest, task, architecture on the task, init scheme, recipe
-    (``steps <= max_steps``), the mask file and mask, then the init: uploaded (validated;
+    (``check_compute``), the mask file (its header bounded by the architecture before it
+    is parsed) and mask, then the init: uploaded (validated;
     must equal the seed's regeneration when a seed is given and ``rewind_step == 0``)
     or generated from the seed.
 
@@ -297,11 +306,8 @@ def prepare_ticket(
     info = describe(manifest.architecture, task.input_shape, task.num_classes)
     check_scheme(manifest.init.scheme)
     recipe = manifest.recipe or task.default_recipe
-    if recipe.steps > max_steps:
-        raise InvalidRecipeError(
-            f"recipe.steps={recipe.steps} exceeds this server's limit of {max_steps} steps"
-        )
-    mask = load_tensors(mask_bytes)
+    check_compute(recipe, max_steps=max_steps, max_examples=max_examples)
+    mask = load_tensors(mask_bytes, bounds=tensor_bounds(info))
     validate_mask(mask, info)
     init, stored_init = _resolve_init(manifest, info, init_bytes)
     mask_digest, init_digest = tensors_digest(mask), tensors_digest(init)
