@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from api.backpressure import InFlightLimitMiddleware, install_backpressure, size_thread_pool
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.ratelimit import RateLimitMiddleware
@@ -29,9 +30,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        # Every connection stays pooled (no overflow to open and close under load).
+        engine = make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=0,
+            pool_timeout=settings.db_pool_timeout, pre_ping=settings.db_pre_ping,
+        )  # fmt: skip
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        size_thread_pool(settings.max_in_flight)
         app.state.storage = make_storage(settings.blob_config)
         try:
             yield
@@ -48,6 +55,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_backpressure(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: a refused request costs no body read and no query.
     app.add_middleware(
@@ -55,6 +63,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         api_per_minute=settings.rate_limit_api_per_minute,
         downloads_per_minute=settings.rate_limit_downloads_per_minute,
     )
+    # Outermost: a request over the in-flight bound costs nothing but its 503.
+    app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight)
     for module in (health, tasks, architectures, tickets, downloads, verifications):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(pages.router)

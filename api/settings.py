@@ -18,5 +18,14 @@ class ApiSettings(StorageSettings):
     # Requests a minute per client (token, else address), per API process; 0: no limit.
     rate_limit_api_per_minute: int = 1200
     rate_limit_downloads_per_minute: int = 600
+    # Requests served at once per API process; more are answered 503 with Retry-After.
+    max_in_flight: int = 100
+    # Database connections per API process: all kept open (no churn), none beyond.
+    db_pool_size: int = 10
+    # Seconds a request may wait for a connection before it is answered 503.
+    db_pool_timeout: float = 10.0
+    # Test each pooled connection before use (one round trip a request); off, a dead
+    # connection fails one request and the pool is renewed.
+    db_pre_ping: bool = False
     data_dir: Path | None = None
     public_url: str | None = None

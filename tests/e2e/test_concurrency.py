@@ -5,6 +5,7 @@ beyond the in-flight bound gets a quick 503 instead of a place in a queue."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +85,27 @@ def test_200_concurrent_requests_on_a_4_connection_pool_all_finish(seeded: tuple
     slowest = max(seconds for *_, seconds in results)
     assert not failed, f"{len(failed)} of {CONCURRENT} failed, e.g. {failed[:5]}"
     assert slowest < BOUND_SECONDS, f"the slowest request took {slowest:.1f} s"
+
+
+def test_a_request_over_the_in_flight_bound_is_503_with_retry_after(fresh_database_url: str, tmp_path: Path) -> None:
+    env = service_env(fresh_database_url, tmp_path / "blobs", NIRVANA_MAX_IN_FLIGHT="1")
+    with uvicorn_server(env, tmp_path / "api.log") as url:
+        port = int(url.rsplit(":", 1)[1])
+        # An upload whose body never finishes arriving holds the one place in flight.
+        with socket.create_connection(("127.0.0.1", port)) as held:
+            held.sendall(b"POST /api/v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+            deadline = time.monotonic() + 30
+            refused = httpx.get(f"{url}/api/v1/tasks", timeout=30)
+            while refused.status_code == 200 and time.monotonic() < deadline:  # the held request not in yet
+                time.sleep(0.1)
+                refused = httpx.get(f"{url}/api/v1/tasks", timeout=30)
+            assert refused.status_code == 503
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["code"] == "overloaded" and refused.headers["retry-after"] == "1"
+            assert httpx.get(f"{url}/metrics", timeout=30).status_code != 503  # never bounded
+        # The held connection is gone: the place is free again.
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/api/v1/tasks", timeout=30).status_code != 200:
+            assert time.monotonic() < deadline, "the in-flight place was never given back"
+            time.sleep(0.1)
