@@ -16,6 +16,7 @@ from api.limits import BodySizeLimitMiddleware
 from api.ratelimit import RateLimitMiddleware
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
+from api.routes.downloads import DigestCache
 from api.settings import ApiSettings
 from db.blobs import make_storage
 from db.session import make_engine, make_sessionmaker
@@ -40,6 +41,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.read_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
         size_thread_pool(settings.max_in_flight)
         app.state.storage = make_storage(settings.blob_config)
+        app.state.digest_cache = DigestCache()
         try:
             yield
         finally:

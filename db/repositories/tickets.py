@@ -48,14 +48,36 @@ def find_ticket(session: Session, ref: str, *, with_details: bool = False) -> Ti
     Raises ``InvalidTicketRefError`` for a malformed ref and ``AmbiguousTicketRefError``
     when a prefix matches several tickets.
     """
-    ref = normalise_ref(ref)
     query = select(Ticket)
     if with_details:
         query = query.options(joinedload(Ticket.submitter), selectinload(Ticket.verifications))
+    row = _one_by_ref(session, query, ref)
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class BlobDigests:
+    """What a download needs of a ticket: its id and the digests of its two files."""
+
+    ticket_id: str
+    mask_sha256: str
+    init_sha256: str
+
+
+def find_blob_digests(session: Session, ref: str) -> BlobDigests | None:
+    """``find_ticket`` for downloads: three short columns, not the whole row. Raises
+    as ``find_ticket`` does."""
+    row = _one_by_ref(session, select(Ticket.id, Ticket.mask_sha256, Ticket.init_sha256), ref)
+    return None if row is None else BlobDigests(*row)
+
+
+def _one_by_ref(session: Session, query: Select[Any], ref: str) -> Any:
+    """The row of ``query`` whose ticket id is ``ref`` or starts with it, or None."""
+    ref = normalise_ref(ref)
     if len(ref) == 64:
-        return session.scalar(query.where(Ticket.id == ref))
+        return session.execute(query.where(Ticket.id == ref)).unique().first()
     # A prefix scan on the primary key index; two rows are enough to tell ambiguity.
-    rows = session.scalars(query.where(Ticket.id.startswith(ref, autoescape=True)).order_by(Ticket.id).limit(2)).all()
+    rows = session.execute(query.where(Ticket.id.startswith(ref, autoescape=True)).order_by(Ticket.id).limit(2)).unique().all()
     if len(rows) > 1:
         raise AmbiguousTicketRefError(f"the prefix {ref!r} matches more than one ticket; give more characters")
     return rows[0] if rows else None
