@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -71,7 +71,7 @@ def find_blob_digests(session: Session, ref: str) -> BlobDigests | None:
     return None if row is None else BlobDigests(*row)
 
 
-def _one_by_ref(session: Session, query: Select[Any], ref: str) -> Any:
+def _one_by_ref(session: Session, query: Select[Unpack[tuple[Any, ...]]], ref: str) -> Any:
     """The row of ``query`` whose ticket id is ``ref`` or starts with it, or None."""
     ref = normalise_ref(ref)
     if len(ref) == 64:
