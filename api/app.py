@@ -18,6 +18,7 @@ from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
 from api.routes.downloads import DigestCache
 from api.settings import ApiSettings
+from api.tickets import TicketCounts
 from db.blobs import make_storage
 from db.session import make_engine, make_sessionmaker
 
@@ -42,6 +43,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         size_thread_pool(settings.max_in_flight)
         app.state.storage = make_storage(settings.blob_config)
         app.state.digest_cache = DigestCache()
+        app.state.ticket_counts = TicketCounts()
         try:
             yield
         finally:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Unpack
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from db.models.tickets import Ticket
 
@@ -147,12 +147,22 @@ def decode_cursor(sort: SortKey, cursor: str) -> tuple[Any, str]:
     return value, ticket_id
 
 
+# What a list shows (api.schemas.tickets.TicketSummary, the task page): lists load only
+# these; the JSON documents (manifest, recipe, layers) are two thirds of a row's bytes.
+# Reading another column of a listed ticket raises instead of querying once per row.
+SUMMARY_COLUMNS = (
+    Ticket.id, Ticket.architecture, Ticket.task, Ticket.init_scheme, Ticket.seed, Ticket.rewind_step,
+    Ticket.claimed_accuracy, Ticket.method, Ticket.title, Ticket.tags, Ticket.density, Ticket.remaining,
+    Ticket.prunable, Ticket.accuracy, Ticket.verified, Ticket.verified_accuracy, Ticket.winning, Ticket.created_at,
+)  # fmt: skip
+
+
 def list_tickets(
     session: Session, filters: TicketFilters, *, sort: SortKey = "-created", limit: int = 50, cursor: str | None = None
 ) -> tuple[list[Ticket], str | None]:
     """One page of tickets and the cursor of the next page (None on the last)."""
     column, ascending = _sort_columns(sort)
-    query: Select[Ticket] = select(Ticket).where(*filters.clauses())
+    query: Select[Ticket] = select(Ticket).options(load_only(*SUMMARY_COLUMNS, raiseload=True)).where(*filters.clauses())
     if cursor is not None:
         value, last_id = decode_cursor(sort, cursor)
         key = tuple_(column, Ticket.id)
