@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from api.backpressure import InFlightLimitMiddleware, install_backpressure, size_thread_pool
 from api.callers import CallerIdentity
 from api.deps import get_caller
 from api.errors import install_error_handlers
@@ -18,7 +19,9 @@ from api.limits import BodySizeLimitMiddleware
 from api.ratelimit import RateLimitMiddleware
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
+from api.routes.downloads import DigestCache
 from api.settings import ApiSettings
+from api.tickets import TicketCounts
 from db.blobs import make_storage
 from db.session import make_engine, make_sessionmaker
 
@@ -32,11 +35,19 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        # Every connection stays pooled (no overflow to open and close under load).
+        engine = make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=0,
+            pool_timeout=settings.db_pool_timeout, pre_ping=settings.db_pre_ping,
+        )  # fmt: skip
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        size_thread_pool(settings.max_in_flight)
         app.state.storage = make_storage(settings.blob_config)
         app.state.validation_limiter = anyio.CapacityLimiter(settings.validation_threads)
+        app.state.digest_cache = DigestCache()
+        app.state.ticket_counts = TicketCounts()
         try:
             yield
         finally:
@@ -53,6 +64,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.callers = CallerIdentity(settings.trusted_proxies)
     install_error_handlers(app)
+    install_backpressure(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: a refused request costs no body read and no query.
     app.add_middleware(
@@ -61,6 +73,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         downloads_per_minute=settings.rate_limit_downloads_per_minute,
         identify=app.state.callers.key,
     )
+    # Outermost: a request over the in-flight bound costs nothing but its 503.
+    app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight)
     for module in (health, tasks, architectures, tickets, downloads, verifications):
         # get_caller on every route: a bad token is 401 on reads too.
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_caller)])

@@ -3,9 +3,10 @@ the caller's token."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -14,16 +15,43 @@ from api.errors import ProblemError
 from api.settings import ApiSettings
 from db.blobs import BlobStorage
 from db.models.users import ApiToken
-from db.session import unit_of_work
 from db.tokens import authenticate
 
+# Reads: no BEGIN and no COMMIT, each statement on its own (one round trip a query).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back when
-    it raises. ``scope="function"`` below makes the commit happen before the response
-    is sent, so a client that got 201 can read what it wrote."""
-    with unit_of_work(request.app.state.sessionmaker) as session:
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request, ended before the response is sent
+    (``scope="function"`` below), so a client that got 201 can read what it wrote.
+
+    GET and HEAD run on autocommit connections: no transaction to begin or end, and
+    giving the connection back sends nothing, so it happens here on the event loop.
+    They must not write. Other methods run in one transaction, committed when the route
+    returns and rolled back when it raises, in a worker thread. The session is made
+    here, not in a thread: making one does no I/O."""
+    state = request.app.state
+    if request.method in SAFE_METHODS:
+        with state.read_sessionmaker() as session:
+            yield session
+        return
+    session = state.sessionmaker()
+    try:
         yield session
+        await anyio.to_thread.run_sync(_end, session, True)
+    except BaseException:
+        await anyio.to_thread.run_sync(_end, session, False)
+        raise
+
+
+def _end(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 def get_storage(request: Request) -> BlobStorage:

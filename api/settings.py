@@ -33,6 +33,15 @@ class ApiSettings(StorageSettings):
     # Proxies whose X-Forwarded-For names the client (addresses or CIDR networks,
     # comma-separated: NIRVANA_TRUSTED_PROXIES="10.0.0.2,fd00::/8"); empty: none.
     trusted_proxies: Annotated[list[ProxyNetwork], NoDecode] = []
+    # Requests served at once per API process; more are answered 503 with Retry-After.
+    max_in_flight: int = 100
+    # Database connections per API process: all kept open (no churn), none beyond.
+    db_pool_size: int = 10
+    # Seconds a request may wait for a connection before it is answered 503.
+    db_pool_timeout: float = 10.0
+    # Test each pooled connection before use (one round trip a request); off, a dead
+    # connection fails one request and the pool is renewed.
+    db_pre_ping: bool = False
     data_dir: Path | None = None
     # Where clients reach this server (https://nirvana.example); absolute links in
     # responses start with it. Unset: links are relative, never built from ``Host``.

@@ -11,12 +11,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.settings import normalise_database_url
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine on psycopg 3 with pre-ping, so a restarted server costs one retry."""
+def make_engine(
+    database_url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+    pre_ping: bool = True,
+) -> Engine:
+    """An engine on psycopg 3. With ``pre_ping`` a connection is tested (one round trip)
+    each time it leaves the pool, so a restarted server costs nothing; without it the
+    first query on a dead connection fails once and the whole pool is replaced."""
     return create_engine(
         normalise_database_url(database_url),
         pool_size=pool_size,
-        pool_pre_ping=True,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=pre_ping,
     )
 
 

@@ -1,8 +1,15 @@
-"""Downloading a ticket's mask and init: streamed, content-addressed, cacheable."""
+"""Downloading a ticket's mask and init: streamed, content-addressed, cacheable.
+
+A download asks the database one thing, the digests of the ticket's files (three short
+columns), and remembers the answer: a ticket is immutable, so the next download or
+conditional GET of it touches no database at all. The body streams from storage after
+the request's session has ended, holding no connection.
+"""
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -10,14 +17,45 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.deps import SessionDep, StorageDep
 from api.errors import ProblemError
-from api.tickets import ticket_or_404
+from api.tickets import blob_digests_or_404
 from db.blobs import read_range
+from db.repositories.tickets import BlobDigests
 
 router = APIRouter(tags=["downloads"])
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # Content-addressed: the bytes behind a URL+ETag never change.
 _CACHE_FOREVER = "public, max-age=31536000, immutable"
+DIGEST_CACHE_SIZE = 100_000
+
+
+class DigestCache:
+    """Full ticket id -> its file digests, least recently used evicted. Prefixes are
+    not kept: a prefix unique today may match two tickets tomorrow."""
+
+    def __init__(self, size: int = DIGEST_CACHE_SIZE) -> None:
+        self.size = size
+        self.entries: OrderedDict[str, BlobDigests] = OrderedDict()
+
+    def get(self, ref: str) -> BlobDigests | None:
+        found = self.entries.get(ref.lower())
+        if found is not None:
+            self.entries.move_to_end(found.ticket_id)
+        return found
+
+    def put(self, digests: BlobDigests) -> None:
+        self.entries[digests.ticket_id] = digests
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+def _digests(request: Request, session: SessionDep, ref: str) -> BlobDigests:
+    cache: DigestCache = request.app.state.digest_cache
+    found = cache.get(ref)
+    if found is None:
+        found = blob_digests_or_404(session, ref)
+        cache.put(found)
+    return found
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -40,8 +78,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
-    ticket = ticket_or_404(session, ref)
-    sha = ticket.mask_sha256 if kind == "mask" else ticket.init_sha256
+    digests = _digests(request, session, ref)
+    sha = digests.mask_sha256 if kind == "mask" else digests.init_sha256
     etag = f'"{sha}"'
     headers = {
         "ETag": etag,

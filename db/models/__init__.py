@@ -2,6 +2,7 @@
 
 from db.base import Base
 from db.models.blobs import Blob
+from db.models.ratelimits import RateLimitBucket
 from db.models.tickets import Ticket
 from db.models.users import ApiToken, User
 from db.models.verifications import Verification, VerificationState
@@ -10,4 +11,4 @@ from db.models.verifications import Verification, VerificationState
 #: model can be missing from it.
 metadata = Base.metadata
 
-__all__ = ["ApiToken", "Blob", "Ticket", "User", "Verification", "VerificationState", "metadata"]
+__all__ = ["ApiToken", "Blob", "RateLimitBucket", "Ticket", "User", "Verification", "VerificationState", "metadata"]

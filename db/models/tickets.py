@@ -36,6 +36,9 @@ class Ticket(Base):
         Index("ix_tickets_task_density", "task", "density", "id"),
         Index("ix_tickets_task_accuracy", "task", "accuracy", "id"),
         Index("ix_tickets_created_at", "created_at", "id"),
+        # The default sort (-created) within a task or an architecture.
+        Index("ix_tickets_task_created_at", "task", "created_at", "id"),
+        Index("ix_tickets_architecture_created_at", "architecture", "created_at", "id"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
     )
 

@@ -9,10 +9,10 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from db.models.tickets import Ticket
 
@@ -49,14 +49,36 @@ def find_ticket(session: Session, ref: str, *, with_details: bool = False) -> Ti
     Raises ``InvalidTicketRefError`` for a malformed ref and ``AmbiguousTicketRefError``
     when a prefix matches several tickets.
     """
-    ref = normalise_ref(ref)
     query = select(Ticket)
     if with_details:
         query = query.options(joinedload(Ticket.submitter), selectinload(Ticket.verifications))
+    row = _one_by_ref(session, query, ref)
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class BlobDigests:
+    """What a download needs of a ticket: its id and the digests of its two files."""
+
+    ticket_id: str
+    mask_sha256: str
+    init_sha256: str
+
+
+def find_blob_digests(session: Session, ref: str) -> BlobDigests | None:
+    """``find_ticket`` for downloads: three short columns, not the whole row. Raises
+    as ``find_ticket`` does."""
+    row = _one_by_ref(session, select(Ticket.id, Ticket.mask_sha256, Ticket.init_sha256), ref)
+    return None if row is None else BlobDigests(*row)
+
+
+def _one_by_ref(session: Session, query: Select[Unpack[tuple[Any, ...]]], ref: str) -> Any:
+    """The row of ``query`` whose ticket id is ``ref`` or starts with it, or None."""
+    ref = normalise_ref(ref)
     if len(ref) == 64:
-        return session.scalar(query.where(Ticket.id == ref))
+        return session.execute(query.where(Ticket.id == ref)).unique().first()
     # A prefix scan on the primary key index; two rows are enough to tell ambiguity.
-    rows = session.scalars(query.where(Ticket.id.startswith(ref, autoescape=True)).order_by(Ticket.id).limit(2)).all()
+    rows = session.execute(query.where(Ticket.id.startswith(ref, autoescape=True)).order_by(Ticket.id).limit(2)).unique().all()
     if len(rows) > 1:
         raise AmbiguousTicketRefError(f"the prefix {ref!r} matches more than one ticket; give more characters")
     return rows[0] if rows else None
@@ -140,6 +162,14 @@ def _cursor_value(sort: SortKey, value: Any) -> Any:
     if not low <= value <= high:
         raise ValueError
     return float(value)
+# What a list shows (api.schemas.tickets.TicketSummary, the task page): lists load only
+# these; the JSON documents (manifest, recipe, layers) are two thirds of a row's bytes.
+# Reading another column of a listed ticket raises instead of querying once per row.
+SUMMARY_COLUMNS = (
+    Ticket.id, Ticket.architecture, Ticket.task, Ticket.init_scheme, Ticket.seed, Ticket.rewind_step,
+    Ticket.claimed_accuracy, Ticket.method, Ticket.title, Ticket.tags, Ticket.density, Ticket.remaining,
+    Ticket.prunable, Ticket.accuracy, Ticket.verified, Ticket.verified_accuracy, Ticket.winning, Ticket.created_at,
+)  # fmt: skip
 
 
 def list_tickets(
@@ -147,7 +177,7 @@ def list_tickets(
 ) -> tuple[list[Ticket], str | None]:
     """One page of tickets and the cursor of the next page (None on the last)."""
     column, ascending = _sort_columns(sort)
-    query: Select[Ticket] = select(Ticket).where(*filters.clauses())
+    query: Select[Ticket] = select(Ticket).options(load_only(*SUMMARY_COLUMNS, raiseload=True)).where(*filters.clauses())
     if cursor is not None:
         value, last_id = decode_cursor(sort, cursor)
         key = tuple_(column, Ticket.id)
