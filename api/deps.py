@@ -40,8 +40,9 @@ SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nirvana"'}
 
 
-def require_scope(scope: str) -> Callable[[Request, Session], ApiToken]:
-    """A dependency that returns the caller's token if it carries ``scope``."""
+def require_scope(scope: str, *alternatives: str) -> Callable[[Request, Session], ApiToken]:
+    """A dependency that returns the caller's token if it carries ``scope`` (or one of
+    the ``alternatives``; the route then checks which one it needs)."""
 
     def dependency(request: Request, session: SessionDep) -> ApiToken:
         header = request.headers.get("authorization", "")
@@ -53,7 +54,7 @@ def require_scope(scope: str) -> Callable[[Request, Session], ApiToken]:
         token = authenticate(session, secret.strip())
         if token is None:
             raise ProblemError(401, "invalid_token", "the token is unknown or revoked", headers=_CHALLENGE)
-        if not token.allows(scope):
+        if not any(token.allows(s) for s in (scope, *alternatives)):
             raise ProblemError(403, "insufficient_scope", f"the token lacks the '{scope}' scope")
         return token
 

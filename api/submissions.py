@@ -65,6 +65,7 @@ def submit_ticket(
             task=prepared.manifest.task,
             recipe=prepared.recipe.model_dump(mode="json"),
             claimed_accuracy=prepared.manifest.claimed.test_accuracy,
+            requested_by_id=token.user_id,
         )
         session.flush()
     except IntegrityError:
