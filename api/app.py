@@ -10,14 +10,15 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from api.errors import install_error_handlers
+from api.errors import install_error_handlers, install_outage_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.ratelimit import RateLimitMiddleware
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
 from api.settings import ApiSettings
 from db.blobs import make_storage
-from db.session import make_engine, make_sessionmaker
+from db.liveness import DatabaseMonitor
+from db.session import engine_from_settings, make_sessionmaker
 
 API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "pages" / "static"
@@ -29,13 +30,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = engine_from_settings(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.storage = make_storage(settings.blob_config)
+        monitor = DatabaseMonitor(engine, probe_timeout=settings.db_probe_timeout)
+        if settings.db_probe_timeout > 0:
+            monitor.start()
         try:
             yield
         finally:
+            monitor.stop()
             engine.dispose()
 
     # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs
@@ -48,6 +53,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_outage_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: a refused request costs no body read and no query.
     app.add_middleware(
