@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from api.backpressure import InFlightLimitMiddleware, install_backpressure, size_thread_pool
 from api.callers import CallerIdentity
 from api.deps import get_caller
-from api.errors import install_error_handlers
+from api.errors import install_error_handlers, install_outage_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.ratelimit import RateLimitMiddleware
 from api.pages import routes as pages
@@ -23,7 +23,8 @@ from api.routes.downloads import DigestCache
 from api.settings import ApiSettings
 from api.tickets import TicketCounts
 from db.blobs import make_storage
-from db.session import make_engine, make_sessionmaker
+from db.liveness import DatabaseMonitor
+from db.session import engine_from_settings, make_sessionmaker
 
 API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "pages" / "static"
@@ -36,10 +37,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Every connection stays pooled (no overflow to open and close under load).
-        engine = make_engine(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=0,
-            pool_timeout=settings.db_pool_timeout, pre_ping=settings.db_pre_ping,
-        )  # fmt: skip
+        engine = engine_from_settings(
+            settings, pool_size=settings.db_pool_size, max_overflow=0, pre_ping=settings.db_pre_ping
+        )
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
@@ -48,9 +48,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.validation_limiter = anyio.CapacityLimiter(settings.validation_threads)
         app.state.digest_cache = DigestCache()
         app.state.ticket_counts = TicketCounts()
+        monitor = DatabaseMonitor(engine, probe_timeout=settings.db_probe_timeout)
+        if settings.db_probe_timeout > 0:
+            monitor.start()
         try:
             yield
         finally:
+            monitor.stop()
             engine.dispose()
 
     # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs
@@ -65,6 +69,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.callers = CallerIdentity(settings.trusted_proxies)
     install_error_handlers(app)
     install_backpressure(app)
+    install_outage_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: a refused request costs no body read and no query.
     app.add_middleware(

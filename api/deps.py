@@ -92,13 +92,14 @@ def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
 CallerDep = Annotated[ApiToken | None, Depends(get_caller)]
 
 
-def require_scope(scope: str) -> Callable[[ApiToken | None], ApiToken]:
-    """A dependency that returns the caller's token if it carries ``scope``."""
+def require_scope(scope: str, *alternatives: str) -> Callable[[ApiToken | None], ApiToken]:
+    """A dependency that returns the caller's token if it carries ``scope`` (or one of
+    the ``alternatives``; the route then checks which one it needs)."""
 
     def dependency(caller: CallerDep) -> ApiToken:
         if caller is None:
             raise ProblemError(401, "unauthorized", "this request needs 'Authorization: Bearer <token>'", headers=_CHALLENGE)
-        if not caller.allows(scope):
+        if not any(caller.allows(s) for s in (scope, *alternatives)):
             raise ProblemError(403, "insufficient_scope", f"the token lacks the '{scope}' scope")
         return caller
 

@@ -37,8 +37,6 @@ class ApiSettings(StorageSettings):
     max_in_flight: int = 100
     # Database connections per API process: all kept open (no churn), none beyond.
     db_pool_size: int = 10
-    # Seconds a request may wait for a connection before it is answered 503.
-    db_pool_timeout: float = 10.0
     # Test each pooled connection before use (one round trip a request); off, a dead
     # connection fails one request and the pool is renewed.
     db_pre_ping: bool = False

@@ -75,6 +75,7 @@ def submit_ticket(session: Session, storage: BlobStorage, *, token: ApiToken, pr
             task=prepared.manifest.task,
             recipe=prepared.recipe.model_dump(mode="json"),
             claimed_accuracy=prepared.manifest.claimed.test_accuracy,
+            requested_by_id=token.user_id,
         )
         session.flush()
     except IntegrityError:

@@ -60,9 +60,11 @@ def enqueue_verification(
     task: str,
     recipe: Mapping[str, Any],
     claimed_accuracy: float,
+    requested_by_id: uuid.UUID | None = None,
     max_attempts: int = 3,
 ) -> Verification:
-    """Add a ``queued`` verification of ``ticket_id`` on ``task`` (flushed, not committed).
+    """Add a ``queued`` verification of ``ticket_id`` on ``task`` (flushed, not committed),
+    on behalf of the user ``requested_by_id``.
 
     The migration's trigger NOTIFYs idle workers when the caller's transaction commits.
     """
@@ -73,6 +75,7 @@ def enqueue_verification(
         task=task,
         recipe=dict(recipe),
         claimed_accuracy=claimed_accuracy,
+        requested_by_id=requested_by_id,
         state=VerificationState.QUEUED.value,
         attempts=0,
         max_attempts=max_attempts,

@@ -34,6 +34,14 @@ class StorageSettings(BaseSettings):
     def _use_psycopg(cls, value: str) -> str:
         return normalise_database_url(value)
 
+    # Seconds. A request gives up on the database after these, answering 503 (the API)
+    # or retrying (the worker); see db/session.py and db/liveness.py.
+    db_connect_timeout: int = Field(default=2, ge=2)  # libpq's minimum
+    db_statement_timeout: float | None = Field(default=5.0, gt=0)
+    db_pool_timeout: float = Field(default=1.0, gt=0)
+    # How long the postmaster may take to answer a liveness probe; 0: no probes.
+    db_probe_timeout: float = Field(default=0.75, ge=0)
+
     # "s3": an S3-compatible bucket instead of files (needs the ``s3`` extra).
     blob_backend: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None

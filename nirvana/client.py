@@ -265,7 +265,9 @@ class Client:
         return self.upload(manifest.read_bytes(), mask.read_bytes(), init.read_bytes() if init.is_file() else None)
 
     def cancel(self, verification_id: str) -> dict[str, Any]:
-        """Ask to stop a verification (queued: at once; running: within a heartbeat)."""
+        """Ask to stop a verification (queued: at once; running: within a heartbeat).
+        For the ticket's uploader, whoever queued it and admins; else ``ForbiddenError``
+        (``not_owner``)."""
         return dict(self._json("POST", f"/verifications/{verification_id}/cancel", write=True))
 
     def verify_on(self, id: str, *, task: str, recipe: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -278,6 +280,18 @@ class Client:
         """
         body: dict[str, Any] = {"task": task, **({"recipe": dict(recipe)} if recipe is not None else {})}
         return dict(self._json("POST", f"/tickets/{id}/verifications", write=True, json=body))
+
+    def verify_again(self, id: str) -> dict[str, Any]:
+        """Queue ticket ``id`` once more on its own task, under its own recipe and claim,
+        after its verification there was cancelled or failed (the history keeps both).
+        For its uploader or an admin. Returns the queued verification.
+
+        Raises:
+            ConflictError (``same_task``): one is queued, running or succeeded.
+            ForbiddenError (``not_owner``): the token is neither the uploader's nor an admin's.
+        """
+        task = self.ticket(id)["task"]
+        return dict(self._json("POST", f"/tickets/{id}/verifications", write=True, json={"task": task}))
 
     # --- waiting ----------------------------------------------------------------
 

@@ -122,7 +122,8 @@ def token_create(
     name: Annotated[str, typer.Option(help="A label for the token, e.g. the machine it is for.")],
     user: Annotated[str, typer.Option(help="The user the token acts as (created if new).")] = "local",
     scope: Annotated[
-        list[str] | None, typer.Option(help="Scope to grant (read, write, verify); repeat for several.")
+        list[str] | None,
+        typer.Option(help="Scope to grant (read, write, verify; admin: all, on anyone's verifications); repeat for several."),
     ] = None,
 ) -> None:
     """Create an API token and print its secret, once."""
