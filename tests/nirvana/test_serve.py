@@ -41,7 +41,7 @@ class Serve:
             self.output.append(line)
             self.lines.put(line)
 
-    def token(self, timeout: float = 30) -> str:
+    def token(self, timeout: float = 120) -> str:
         """The token printed in the banner."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
