@@ -78,7 +78,7 @@ def main() -> None:
     rows: list[Row] = []
     for trial in range(args.trials):
         rows += imp_with_controls(args.arch, data, spec, recipe, levels=args.levels, rate=args.rate,
-                                  output_rate=None, scheme="torch_default", trial=trial,
+                                  output_rate=args.rate, scheme="torch_default", trial=trial,
                                   controls_at=controls_at)  # fmt: skip
     seconds = time.perf_counter() - start
     print(f"MNIST-1D lottery: {args.arch}, rate {args.rate}/round, {args.levels} rounds, {args.steps} steps, "

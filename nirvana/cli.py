@@ -9,6 +9,7 @@ Commands live in :mod:`nirvana.commands`, one module per group (add a module and
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -24,6 +25,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from nirvana import __version__
+
+        typer.echo(f"nirvana {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Nirvana: an open database of winning lottery tickets, verified by retraining."""
 
 
 server.register(app)

@@ -95,3 +95,13 @@ class InvalidDatasetError(TaskUnavailableError):
     """The task's data files exist but are malformed (bad IDX magic, sizes, ...)."""
 
     code = "invalid_dataset"
+
+
+class MissingExtraError(TaskUnavailableError):
+    """A feature needs a package of an optional extra that is not installed."""
+
+    code = "missing_extra"
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {package}, which is not installed: pip install 'nirvana[{extra}]'")
+        self.extra = extra
