@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lth_common import average, chart, imp_with_controls, table  # noqa: E402
 
 from nirvana.lottery.data.tasks import get_task, load_task  # noqa: E402
-from nirvana.lottery.training.loop import Recipe  # noqa: E402
+from nirvana.lottery.training.recipes import Recipe
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lth_common import Row, average, chart, imp_with_controls, table  # noqa: E402
 
 from nirvana.lottery.data.tasks import get_task, load_task  # noqa: E402
-from nirvana.lottery.training.loop import Recipe  # noqa: E402
+from nirvana.lottery.training.recipes import Recipe
 
 #: The paper's two trials (test accuracy, %), at ~9% of the weights (8% in brackets).
 PAPER = {

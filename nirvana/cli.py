@@ -14,9 +14,8 @@ from typing import Annotated
 import typer
 
 from nirvana.commands import find, openlth, server, tickets
-from nirvana.commands._common import EXIT_ERROR, EXIT_USAGE
 
-__all__ = ["EXIT_ERROR", "EXIT_USAGE", "app", "main"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="nirvana",

@@ -29,7 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
-from db.models import Ticket, VerificationState
+from db.models.tickets import Ticket
+from db.models.verifications import VerificationState
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from worker.child import DEFAULT_ENTRY, Outcome, child_main, describe_exit
 from worker.runs import JobSpec

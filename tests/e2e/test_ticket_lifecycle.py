@@ -15,8 +15,9 @@ from db.tokens import create_token
 from nirvana.lottery.pruning.config import SearchConfig
 from nirvana.lottery.pruning.imp import search_ticket
 from nirvana.lottery.data.tasks import load_task
-from nirvana.lottery.tickets.manifest import Manifest, TicketFolder, load_tensors
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.tickets.manifest import Manifest, TicketFolder
+from nirvana.lottery.tickets.files import load_tensors
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.client import Client
 from tests.support.processes import running, service_env, uvicorn_server
 

@@ -13,7 +13,8 @@ import torch
 
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
-from nirvana.lottery.tickets.manifest import TicketFolder, load_tensors, parse_manifest
+from nirvana.lottery.tickets.manifest import parse_manifest, TicketFolder
+from nirvana.lottery.tickets.files import load_tensors
 from nirvana import Client
 from nirvana.errors import (
     ConflictError,

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from nirvana.commands.finding import FindConfig, open_find, run_find
 from nirvana.lottery.data.tasks import load_task
 from nirvana.lottery.tickets.manifest import TicketFolder, prepare_ticket
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.cli import app
 
 BASE = ["find", "--arch", "lenet_16", "--task", "digits", "--steps", "12", "--device", "cpu", "--rate", "0.5"]

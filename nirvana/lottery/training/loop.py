@@ -36,7 +36,7 @@ from nirvana.lottery.training.recipes import Recipe
 if TYPE_CHECKING:
     from nirvana.lottery.data.tasks import TaskData
 
-__all__ = ["EVAL_BATCH", "BatchSampler", "Recipe", "TrainResult", "evaluate", "make_optimizer", "train"]
+__all__ = ["EVAL_BATCH", "BatchSampler", "TrainResult", "evaluate", "make_optimizer", "train"]
 
 #: Eval batch size: eval is inference only, so big batches amortise per-call overhead.
 EVAL_BATCH = 8192
