@@ -10,21 +10,24 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from api.errors import ProblemError
 from db.blobs import BlobStorage
 from db.models.tickets import Ticket
 from db.models.verifications import Verification
 from db.queue import enqueue_verification
 from nirvana.lottery.models.architectures import describe
-from nirvana.lottery.errors import IncompatibleTaskError, LotteryError, InvalidMaskError, InvalidRecipeError, TaskUnavailableError
+from nirvana.lottery.errors import IncompatibleTaskError, InvalidMaskError, InvalidRecipeError, TaskUnavailableError
 from nirvana.lottery.tickets.files import load_tensors
 from nirvana.lottery.pruning.masks import validate_mask
 from nirvana.lottery.training.recipes import Recipe
 from nirvana.lottery.data.tasks import get_task, is_available
 
 
-class SameTaskError(LotteryError):
-    code = "same_task"
-    status = 409
+class SameTaskError(ProblemError):
+    """A transfer evaluation on the ticket's own task."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, "same_task", detail)
 
 
 def queue_transfer(

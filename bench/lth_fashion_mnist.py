@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import os
 import time
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    spec, data = get_task("fashion-mnist"), load_task("fashion-mnist")
+    spec, data = get_task("fashion-mnist"), load_task("fashion-mnist", os.environ.get("NIRVANA_DATA_DIR"))
     recipe = Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=args.steps)
     start = time.perf_counter()
     rows = []

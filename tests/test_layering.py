@@ -87,3 +87,16 @@ def test_the_library_wheel_holds_only_the_nirvana_namespace() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["nirvana*"]
     assert not any(matches(dep.split(">")[0].split("[")[0].replace("-", "_"), SERVICE) for dep in config["project"]["dependencies"])
+
+
+def test_the_core_reads_no_environment_variable() -> None:
+    # Its callers (the server's settings, the CLI's options) read the environment and
+    # pass what they found, e.g. ``load_task(name, data_dir)``.
+    readers = {"environ", "getenv", "environb", "getenvb"}
+    found = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "nirvana" / "lottery").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.Attribute) and node.attr in readers) or (isinstance(node, ast.Name) and node.id in readers)
+    )
+    assert found == []

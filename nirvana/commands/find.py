@@ -83,7 +83,7 @@ def find(
     seed: Annotated[int, typer.Option("--seed", help=_help("seed"))] = _default("seed"),
     scheme: Annotated[str, typer.Option("--scheme", help=_help("scheme"))] = _default("scheme"),
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 or auto.")] = "auto",
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the task's data files are.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="NIRVANA_DATA_DIR", help="Where the task's data files are (<dir>/<task>/).")] = None,
 ) -> None:
     """Find tickets here: train, prune, reset, repeat; each level becomes a ticket
     folder ready for `nirvana push`. Rerun the same command to resume."""

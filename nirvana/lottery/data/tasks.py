@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,16 +149,15 @@ def _file_entry(spec: TaskSpec, source: DataSource) -> _Entry:
 
 
 def _candidates(subdir: str, data_dir: Path | None, default: Path) -> list[Path]:
-    """Folders to look in, in order: ``data_dir/subdir`` when ``data_dir`` is given;
-    else ``$NIRVANA_DATA_DIR/subdir``, then the system ``default``.
+    """Folders to look in: ``data_dir/subdir`` when ``data_dir`` is given, else the
+    system ``default``. The core reads no environment variable: the server's settings
+    and the CLI (``NIRVANA_DATA_DIR``, ``--data-dir``) pass ``data_dir``.
 
     Never the data directory itself: MNIST and Fashion-MNIST files have the same names,
     so files lying loose there could be served as either task."""
     if data_dir is not None:
         return [Path(data_dir) / subdir]
-    env = os.environ.get("NIRVANA_DATA_DIR")
-    found = [Path(env) / subdir] if env else []
-    return [*found, default]
+    return [default]
 
 
 _register(
