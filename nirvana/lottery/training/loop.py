@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from nirvana.lottery.errors import InvalidMaskError
+from nirvana.lottery.pruning.masks import mask_pairs
 from nirvana.lottery.training.recipes import Recipe
 
 if TYPE_CHECKING:
@@ -107,16 +107,7 @@ def _mask_pairs(
     """(parameter, mask) pairs, the mask as 0/1 in the parameter's dtype on ``device``."""
     if not mask:
         return []
-    params = dict(model.named_parameters())
-    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for name, m in mask.items():
-        if name not in params:
-            raise InvalidMaskError(f"mask entry {name!r} names no parameter of the model")
-        p = params[name]
-        if tuple(m.shape) != tuple(p.shape):
-            raise InvalidMaskError(f"mask {name!r} has shape {tuple(m.shape)}, parameter {tuple(p.shape)}")
-        pairs.append((p, m.to(device=device, dtype=torch.bool).to(p.dtype)))
-    return pairs
+    return [(p, keep.to(device=device, dtype=p.dtype)) for _, p, keep in mask_pairs(model, mask)]
 
 
 @torch.no_grad()
