@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nirvana.lottery.errors import LotteryError
+from nirvana.lottery.errors import LotteryError, TaskUnavailableError
 
 PROBLEM_JSON = "application/problem+json"
 #: Seconds a client should wait before retrying after a 503 for the database.
@@ -58,6 +58,18 @@ def problem_response(
     )
 
 
+#: The status of a core error, by its class or nearest listed base; any other is 422
+#: (the request is well-formed but its content is refused).
+LOTTERY_STATUS: dict[type[LotteryError], int] = {
+    TaskUnavailableError: 409,  # known task, no data here (missing files or extra): not the request's fault
+}
+
+
+def lottery_status(exc: LotteryError) -> int:
+    """The HTTP status the API answers ``exc`` with."""
+    return next((LOTTERY_STATUS[c] for c in type(exc).__mro__ if c in LOTTERY_STATUS), 422)
+
+
 _HTTP_CODES = {
     400: "invalid_body",
     404: "not_found",
@@ -74,7 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LotteryError)
     async def _lottery(request: Request, exc: LotteryError) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path)
+        return problem_response(lottery_status(exc), exc.code, exc.detail, instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,16 +21,18 @@ from db.models.verifications import Verification
 from db.queue import enqueue_verification
 from db.repositories.verifications import lock_own_task
 from nirvana.lottery.models.architectures import describe
-from nirvana.lottery.errors import IncompatibleTaskError, LotteryError, InvalidMaskError, TaskUnavailableError
+from nirvana.lottery.errors import IncompatibleTaskError, InvalidMaskError, TaskUnavailableError
 from nirvana.lottery.tickets.files import load_tensors
 from nirvana.lottery.pruning.masks import validate_mask
 from nirvana.lottery.training.recipes import Recipe, check_compute
 from nirvana.lottery.data.tasks import get_task, is_available
 
 
-class SameTaskError(LotteryError):
-    code = "same_task"
-    status = 409
+class SameTaskError(ProblemError):
+    """A transfer evaluation on the ticket's own task."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, "same_task", detail)
 
 
 def queue_transfer(

@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Ticket, Verification, VerificationState
+from db.models.tickets import Ticket
+from db.models.verifications import Verification, VerificationState
 # Waking idle workers lives beside the queue; re-exported so ``queue`` is the one API.
-from db.notifications import CHANNEL, QueueListener, wait_for_work
 
 _FINAL = (VerificationState.SUCCEEDED, VerificationState.FAILED, VerificationState.CANCELLED)
 
@@ -370,10 +370,8 @@ def request_cancel(session: Session, verification_id: uuid.UUID) -> Verification
 
 
 __all__ = [
-    "CHANNEL",
     "Claim",
     "LeaseLostError",
-    "QueueListener",
     "VerificationNotFoundError",
     "claim_next",
     "enqueue_verification",
@@ -383,5 +381,4 @@ __all__ = [
     "release",
     "release_for_retry",
     "request_cancel",
-    "wait_for_work",
 ]

@@ -73,3 +73,23 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def disposable_engine(database_url: str, *, pool_size: int = 1) -> Iterator[Engine]:
+    """An engine for one command, disposed of (its connections closed) when the block
+    ends, however it ends."""
+    engine = make_engine(database_url, pool_size=pool_size)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def one_transaction(database_url: str, *, pool_size: int = 1) -> Iterator[Session]:
+    """One unit of work on a disposable engine, for commands that touch the database
+    once (``nirvana gc``, ``nirvana token create``, ``serve``'s local token): commits
+    when the block succeeds, rolls back when it raises, then disposes of the engine."""
+    with disposable_engine(database_url, pool_size=pool_size) as engine, unit_of_work(make_sessionmaker(engine)) as session:
+        yield session

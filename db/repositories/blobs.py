@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import datetime as dt
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -15,6 +17,24 @@ def record_blob(session: Session, *, sha256: str, size: int, media_type: str) ->
     session.execute(
         insert(Blob).values(sha256=sha256, size=size, media_type=media_type).on_conflict_do_nothing(index_elements=["sha256"])
     )
+
+
+def indexed_digests(session: Session, *, among: list[str] | None = None, older_than: dt.datetime | None = None) -> set[str]:
+    """The digests the index holds: all, or those ``among`` the given ones, or those
+    recorded before ``older_than``."""
+    query = select(Blob.sha256)
+    if among is not None:
+        query = query.where(Blob.sha256.in_(among))
+    if older_than is not None:
+        query = query.where(Blob.created_at < older_than)
+    return set(session.scalars(query))
+
+
+def delete_blob_rows(session: Session, digests: list[str]) -> None:
+    """Drop the index rows of ``digests`` (their files are the caller's) and flush."""
+    if digests:
+        session.execute(delete(Blob).where(Blob.sha256.in_(digests)))
+        session.flush()
 
 
 def referenced_digests(session: Session, digests: list[str]) -> set[str]:

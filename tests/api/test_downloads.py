@@ -14,7 +14,7 @@ from api.deps import get_session
 from api.settings import ApiSettings
 from db.tokens import create_token
 
-from nirvana.lottery.tickets.manifest import load_tensors
+from nirvana.lottery.tickets.files import load_tensors
 from tests.api.test_query_counts import count_queries
 from tests.support.tickets import make_ticket
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from db.models import Verification
+from db.models.verifications import Verification
 from db.tokens import create_token
 from tests.support.datasets import write_idx_set
 from tests.support.tickets import make_ticket

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from nirvana.lottery.tickets.manifest import load_tensors
+from nirvana.lottery.tickets.files import load_tensors
 from tests.api.conftest import stored_counts
 from tests.support.tickets import make_ticket
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -150,12 +149,11 @@ def test_gc_removes_an_orphaned_blob_past_the_grace(fresh_database_url: str, tmp
 
 
 def test_verify_queues_a_transfer_with_fewer_steps(
-    live_api: LiveApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_api: LiveApi, tmp_path: Path
 ) -> None:
     from tests.support.datasets import write_idx_set
 
-    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "data"))  # the server runs in this process
+    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)  # the live API's data_dir
     folder = tmp_path / "ticket"
     folder.mkdir()
     files = make_ticket(architecture="lenet_16", task="fashion-mnist")

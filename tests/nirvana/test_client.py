@@ -13,7 +13,8 @@ import torch
 
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
-from nirvana.lottery.tickets.manifest import TicketFolder, load_tensors, parse_manifest
+from nirvana.lottery.tickets.manifest import parse_manifest, TicketFolder
+from nirvana.lottery.tickets.files import load_tensors
 from nirvana import Client
 from nirvana.errors import (
     ConflictError,
@@ -165,10 +166,9 @@ def test_wait_times_out_on_a_queued_job_and_returns_a_cancelled_one(client: Clie
 
 
 def test_verify_on_queues_a_transfer_with_a_verify_token(
-    live_api: LiveApi, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_api: LiveApi, client: Client, tmp_path: Path
 ) -> None:
-    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "data"))  # the server runs in this process
+    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)  # the live API's data_dir
     ticket = client.push(write_folder(tmp_path / "t", architecture="lenet_16", task="fashion-mnist"))
     with pytest.raises(ForbiddenError):
         client.verify_on(ticket["id"], task="mnist")  # the fixture's token has no verify scope

@@ -47,7 +47,7 @@ from nirvana.lottery.interop.openlth_hparams import (
     section,
 )
 
-__all__ = ["ImportedLevel", "OpenLTHImportError", "import_run", "map_model_name", "parse_hparams_log", "read_run"]
+__all__ = ["ImportedLevel", "import_run", "read_run"]
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,11 @@ from nirvana.lottery.errors import (
     InvalidClaimError,
     InvalidManifestError,
 )
-from nirvana.lottery.tickets.files import FileBounds, dump_tensors, load_tensors, read_metadata
+from nirvana.lottery.tickets.files import FileBounds, dump_tensors, load_tensors
 from nirvana.lottery.models.init import check_scheme, generate_init
 from nirvana.lottery.pruning.masks import SparsityReport, sparsity_report, validate_init, validate_mask
 from nirvana.lottery.data.tasks import get_task
-from nirvana.lottery.training.loop import Recipe
-from nirvana.lottery.training.recipes import MAX_EXAMPLES, check_compute
+from nirvana.lottery.training.recipes import MAX_EXAMPLES, Recipe, check_compute
 
 __all__ = [
     "FORMAT_VERSION",
@@ -39,13 +38,9 @@ __all__ = [
     "Manifest",
     "PreparedTicket",
     "TicketFolder",
-    "dump_tensors",
-    "load_tensors",
     "parse_manifest",
     "prepare_ticket",
-    "read_metadata",
     "short_id",
-    "tensors_digest",
     "ticket_id",
 ]
 
