@@ -1,14 +1,17 @@
 """Where Nirvana keeps its files on this machine.
 
-Everything lives under ``NIRVANA_HOME`` (default: the user's data directory, e.g.
-``~/.local/share/nirvana``), so one variable moves a whole installation:
+The server's files and the token live under ``NIRVANA_HOME`` (default: the user's
+data directory, e.g. ``~/.local/share/nirvana``); the client's download cache is apart
+from them, under ``NIRVANA_CACHE`` (default: the user's cache directory, e.g.
+``~/.cache/nirvana``), as huggingface_hub keeps its cache apart from its token:
 
 ```
 $NIRVANA_HOME/pg/           the embedded PostgreSQL data directory (``nirvana serve``)
 $NIRVANA_HOME/blobs/        the server's content-addressed blobs
-$NIRVANA_HOME/token         the local write token ``nirvana serve`` made (mode 0600)
-$NIRVANA_HOME/cache/blobs/  the client's downloads, one file per sha256
-$NIRVANA_HOME/cache/refs/   the client's ticket JSON and blob digests, per ticket id
+$NIRVANA_HOME/token         the write token (mode 0600): ``nirvana login`` or ``nirvana serve``
+$NIRVANA_HOME/data/         task data ``nirvana data fetch`` downloads (or ``NIRVANA_DATA_DIR``)
+$NIRVANA_CACHE/blobs/       the client's downloads, one file per sha256
+$NIRVANA_CACHE/refs/        the client's ticket JSON and blob digests, per ticket id
 ```
 """
 
@@ -19,7 +22,10 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["default_home", "home", "pg_dir", "token_file", "cache_dir", "read_token_file", "write_token_file"]
+__all__ = [
+    "default_home", "home", "pg_dir", "token_file", "cache_dir", "read_token_file", "write_token_file",
+    "remove_token_file",
+]  # fmt: skip
 
 
 def default_home() -> Path:
@@ -41,8 +47,13 @@ def token_file(root: Path) -> Path:
     return root / "token"
 
 
-def cache_dir(root: Path) -> Path:
-    return root / "cache"
+def cache_dir(value: str | Path | None = None) -> Path:
+    """The client's cache: ``value`` if given, else ``NIRVANA_CACHE``, else the user's
+    cache directory (``~/.cache/nirvana``)."""
+    if value is not None:
+        return Path(value).expanduser()
+    env = os.environ.get("NIRVANA_CACHE")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("nirvana"))
 
 
 def read_token_file(root: Path) -> str | None:
@@ -69,3 +80,12 @@ def write_token_file(root: Path, secret: str) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def remove_token_file(root: Path) -> bool:
+    """Delete ``$NIRVANA_HOME/token``; True if there was one."""
+    try:
+        token_file(root).unlink()
+    except FileNotFoundError:
+        return False
+    return True
