@@ -41,7 +41,7 @@ class Serve:
             self.output.append(line)
             self.lines.put(line)
 
-    def line(self, prefix: str, timeout: float = 30) -> str:
+    def line(self, prefix: str, timeout: float = 120) -> str:
         """The next printed line that starts with ``prefix`` (spaces aside)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
