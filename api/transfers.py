@@ -51,7 +51,7 @@ def queue_transfer(
         raise SameTaskError(f"ticket {ticket.short_id} was found on {task}; a transfer evaluation needs another task")
     spec = get_task(task)
     if not is_available(task, data_dir):
-        raise TaskUnavailableError(f"the data of task {task!r} is not on this server")
+        raise TaskUnavailableError(f"the data of task {task!r} is not on this server; its operator runs `nirvana data fetch {task}`")
     info = describe(ticket.architecture, spec.input_shape, spec.num_classes)
     with storage.open(ticket.mask_sha256) as handle:
         mask = load_tensors(handle.read())

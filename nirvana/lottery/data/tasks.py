@@ -9,7 +9,6 @@ Loaded data is cached per process on the CPU; ``load_task`` copies it to the dev
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from nirvana.lottery.data.cifar import OPENLTH_MEAN, OPENLTH_STD, CifarSource
+from nirvana.lottery.data.sources import default_data_dir
 from nirvana.lottery.tickets.digests import tensors_digest
 from nirvana.lottery.errors import InvalidDatasetError, UnknownTaskError
 from nirvana.lottery.data.idx import IdxSource
@@ -135,15 +135,14 @@ def _file_entry(spec: TaskSpec, source: DataSource) -> _Entry:
 
 def _candidates(subdir: str, data_dir: Path | None, default: Path) -> list[Path]:
     """Folders to look in, in order: ``data_dir/subdir`` when ``data_dir`` is given;
-    else ``$NIRVANA_DATA_DIR/subdir``, then the system ``default``.
+    else ``default_data_dir()/subdir`` (where ``nirvana data fetch`` puts it), then the
+    system ``default``.
 
     Never the data directory itself: MNIST and Fashion-MNIST files have the same names,
     so files lying loose there could be served as either task."""
     if data_dir is not None:
         return [Path(data_dir) / subdir]
-    env = os.environ.get("NIRVANA_DATA_DIR")
-    found = [Path(env) / subdir] if env else []
-    return [*found, default]
+    return [default_data_dir() / subdir, default]
 
 
 _register(
