@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from nirvana.commands import account, cache, cite, data, find, openlth, server, tickets
+from nirvana.commands import account, cache, cite, data, export, find, openlth, server, tickets
 from nirvana.commands._common import EXIT_ERROR, EXIT_USAGE
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE", "app", "main"]
@@ -34,6 +34,7 @@ account.register(app)
 cache.register(app)
 cite.register(app)
 data.register(app)
+export.register(app)
 
 
 def main() -> None:
