@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import re
 import tarfile
 import threading
@@ -15,15 +16,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from db.session import make_engine, make_sessionmaker, unit_of_work
+from db.tokens import create_token
+from nirvana import Client
 from nirvana.cli import app
 from nirvana.datasets import CIFAR_MEMBERS, DATASETS, ChecksumMismatchError, Dataset, fetch
 from nirvana.errors import NirvanaError
-from nirvana.lottery.data.tasks import is_available
+from nirvana.lottery.data.tasks import is_available, load_task
+from nirvana.lottery.errors import TaskUnavailableError
+from tests.nirvana.conftest import LiveApi
 from tests.support.datasets import IDX_STEMS, write_idx_set
+from tests.support.tickets import make_ticket
 
 
 @dataclass
@@ -163,3 +171,28 @@ def test_data_ls_and_the_default_data_dir(tmp_path: Path, files: Files, monkeypa
 def test_an_unknown_dataset_names_the_known_ones(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "fetch", "imagenet", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1 and "fashion-mnist, mnist, cifar10" in result.stderr
+
+
+def test_a_missing_task_names_the_command_on_the_pages_and_in_errors(
+    live_api: LiveApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "empty"))  # the server runs in this process
+    page = httpx.get(f"{live_api.url}/", timeout=30).text
+    assert "nirvana data fetch cifar10" in page and "nirvana data fetch mnist" in page
+    folder = tmp_path / "t"
+    folder.mkdir()
+    files = make_ticket(architecture="lenet_16", task="fashion-mnist")
+    (folder / "ticket.json").write_text(json.dumps(files.manifest))
+    (folder / "mask.safetensors").write_bytes(files.mask_bytes())
+    engine = make_engine(live_api.database_url)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        _, verifier = create_token(session, user_name="alice", token_name="verify", scopes=("read", "write", "verify"))
+    engine.dispose()
+    with Client(live_api.url, token=verifier, home=tmp_path / "h") as client:
+        ticket = client.push(folder)
+        with pytest.raises(NirvanaError) as caught:
+            client.verify_on(ticket.id, task="mnist")
+    assert "nirvana data fetch mnist" in caught.value.detail
+    with pytest.raises(TaskUnavailableError) as local:
+        load_task("cifar10")  # what `nirvana find` and a worker meet
+    assert "nirvana data fetch cifar10" in str(local.value)
