@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nirvana-service.pth"
 	touch $(STAMP)
 
+# Offline-safe: never downloads data (`nirvana data fetch TASK` does, on request). The
+# banner it prints once the port accepts connections ends with the line to paste:
+#   export NIRVANA_URL=http://127.0.0.1:$(PORT)
+PORT ?= 8000
 serve: $(STAMP)
-	$(BIN)/nirvana serve
+	$(BIN)/nirvana serve --port $(PORT)
 
 # Debian packages the tests use: real Fashion-MNIST; PostgreSQL started if installed.
 system-deps:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipaddress import ip_network
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import field_validator
@@ -40,7 +39,6 @@ class ApiSettings(StorageSettings):
     # Test each pooled connection before use (one round trip a request); off, a dead
     # connection fails one request and the pool is renewed.
     db_pre_ping: bool = False
-    data_dir: Path | None = None
     # Where clients reach this server (https://nirvana.example); absolute links in
     # responses start with it. Unset: links are relative, never built from ``Host``.
     public_url: str | None = None

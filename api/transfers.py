@@ -63,7 +63,7 @@ def queue_transfer(
     resolved = recipe or spec.default_recipe
     check_compute(resolved, max_steps=max_steps, max_examples=max_examples)
     if not is_available(task, data_dir):
-        raise TaskUnavailableError(f"the data of task {task!r} is not on this server")
+        raise TaskUnavailableError(f"the data of task {task!r} is not on this server; its operator runs `nirvana data fetch {task}`")
     info = describe(ticket.architecture, spec.input_shape, spec.num_classes)
     with storage.open(ticket.mask_sha256) as handle:
         mask = load_tensors(handle.read())

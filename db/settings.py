@@ -49,6 +49,14 @@ class StorageSettings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
 
+    #: Task data (``mnist``, ``cifar10``); None: ``$NIRVANA_HOME/data``, where ``nirvana
+    #: data fetch`` puts it. The tasks look there, then in the system's folders.
+    data_dir: Path | None = None
+
+    @property
+    def task_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.home / "data"
+
     @property
     def blob_root(self) -> Path:
         return self.blob_dir if self.blob_dir is not None else self.home / "blobs"

@@ -1,15 +1,18 @@
 """The client's download cache: blobs by digest, names by reference.
 
 ```
-$NIRVANA_HOME/cache/blobs/<sha256>        a verified download (immutable)
-$NIRVANA_HOME/cache/blobs/<sha256>.part   an unfinished one, resumed with Range
-$NIRVANA_HOME/cache/refs/<ticket id>.json {"ticket": <ticket JSON>, "blobs": {"mask": sha, "init": sha}}
+$NIRVANA_CACHE/blobs/<sha256>        a verified download (immutable)
+$NIRVANA_CACHE/blobs/<sha256>.part   an unfinished one, resumed with Range
+$NIRVANA_CACHE/refs/<ticket id>.json {"ticket": <ticket JSON>, "blobs": {"mask": sha, "init": sha}}
 ```
 
 A blob's name is the sha256 the server sent as its ``ETag``; a file only gets that name
-after its bytes were hashed and matched, so a name in ``blobs/`` is a promise. Refs are
-written as soon as a digest is known, so a process restarted mid-download knows which
-``.part`` to resume.
+after its bytes were hashed and matched. A disk can still rot and a hand can still edit,
+so a blob is hashed again each time it is served: one that no longer matches its name
+is removed and downloaded afresh (offline: ``DigestMismatchError``). Refs are written as
+soon as a digest is known, so a process restarted mid-download knows which ``.part`` to
+resume. Listing, checking and removing entries (``nirvana cache``) is
+:mod:`nirvana.cache_admin`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ def etag_digest(response: httpx.Response) -> str:
     return tag
 
 
+def is_digest(name: str) -> bool:
+    """Whether ``name`` is a sha256 in lowercase hex (a finished blob's file name)."""
+    return bool(_SHA256.match(name))
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -60,6 +68,16 @@ class BlobCache:
 
     def has(self, digest: str | None) -> bool:
         return digest is not None and self.blob(digest).is_file()
+
+    def intact(self, digest: str | None) -> bool:
+        """Whether the blob is cached and its bytes still hash to its name; a blob that
+        does not is removed (so the next fetch downloads it afresh)."""
+        if digest is None or not self.has(digest):
+            return False
+        if sha256_file(self.blob(digest)) == digest:
+            return True
+        self.blob(digest).unlink(missing_ok=True)
+        return False
 
     # --- refs ---------------------------------------------------------------------
 
@@ -103,36 +121,46 @@ class BlobCache:
         ticket_id: str,
         kind: str,
         offline: bool,
+        force: bool = False,
         on_bytes: Callable[[int, int | None], None] | None = None,
     ) -> Path:
         """The verified cached file behind ``url`` (``/tickets/<id>/mask``), downloading
         what is missing.
 
-        A cached blob is revalidated with ``If-None-Match`` (304: nothing to send); a
-        ``.part`` left by an interrupted download is resumed with ``Range``; every
-        finished download is hashed and must equal the ``ETag``.
+        A cached blob is re-hashed (a corrupted one is removed and downloaded again),
+        then revalidated with ``If-None-Match`` (304: nothing to send); a ``.part`` left
+        by an interrupted download is resumed with ``Range``; every finished download is
+        hashed and must equal the ``ETag``.
 
         Args:
             ticket_id: the full ticket id, under which the digest is remembered.
             kind: ``"mask"`` or ``"init"``.
             offline: serve only from the cache, never touch the network.
+            force: download the whole file again, whatever the cache holds.
             on_bytes: called with (bytes so far, total or None) while downloading.
 
         Raises:
             OfflineError: ``offline`` and the blob is not cached.
             DigestMismatchError: the bytes did not hash to the ``ETag`` (the file is
-                removed; retrying downloads it afresh).
+                removed; retrying downloads it afresh), or, offline, a cached blob
+                that no longer hashes to its name.
             NirvanaError: the server's error, via ``raise_for_problem``.
         """
         known = self.read_ref(ticket_id).get("blobs", {}).get(kind)
+        cached = self.has(known)
+        intact = self.intact(known)
         if offline:
-            if self.has(known):
+            if intact:
                 return self.blob(known)
+            if cached:
+                raise DigestMismatchError(f"the cached {kind} of {ticket_id[:12]} is corrupt (removed); go online to fetch it again")
             raise OfflineError(f"NIRVANA_OFFLINE is set and the {kind} of {ticket_id[:12]} is not cached")
         headers: dict[str, str] = {}
         part = self.blobs / f"{known}.part" if known else None
+        if force and part is not None:
+            part.unlink(missing_ok=True)
         offset = 0
-        if known and self.has(known):
+        if intact and not force:
             headers["If-None-Match"] = f'"{known}"'
         elif part is not None and part.is_file() and part.stat().st_size > 0:
             offset = part.stat().st_size
@@ -143,7 +171,7 @@ class BlobCache:
             if response.status_code == 416 and part is not None:
                 part.unlink(missing_ok=True)  # the .part is not a prefix we can extend
                 response.close()
-                return self.fetch(http, url, ticket_id=ticket_id, kind=kind, offline=False, on_bytes=on_bytes)
+                return self.fetch(http, url, ticket_id=ticket_id, kind=kind, offline=False, force=force, on_bytes=on_bytes)
             if response.status_code >= 400:
                 response.read()
                 raise_for_problem(response)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from nirvana.commands import find, openlth, server, tickets
+from nirvana.commands import account, cache, cite, data, export, find, openlth, server, tickets
 
 __all__ = ["app", "main"]
 
@@ -47,6 +47,11 @@ server.register(app)
 tickets.register(app)
 find.register(app)
 openlth.register(app)
+account.register(app)
+cache.register(app)
+cite.register(app)
+data.register(app)
+export.register(app)
 
 
 def main() -> None:

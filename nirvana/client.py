@@ -3,33 +3,38 @@
 ```python
 from nirvana import Client
 
-client = Client()                                  # NIRVANA_URL, NIRVANA_TOKEN, NIRVANA_HOME
+client = Client()                                  # NIRVANA_URL, or Client("http://host:port")
 best = next(client.tickets(task="mnist1d", verified=True, sort="-sparsity"))
-model, mask = client.load(best["id"])              # a torch module, pruned in place
+model, mask = client.load(best.id)                 # a torch module, pruned in place
 ```
 
-Reads are anonymous; the token goes only with writes (upload, cancel, verify_on), so
-``$NIRVANA_HOME/token`` never reaches another server through a read. Downloads go
-through a sha256-keyed cache (:mod:`nirvana.cache`); ``NIRVANA_OFFLINE=1`` uses only it.
+Answers are typed (:mod:`nirvana.hub_types`: ``TicketInfo``, ``VerificationInfo``,
+``TaskInfo``). Reads are anonymous; the token (``NIRVANA_TOKEN``, else the one
+``nirvana login`` stored) goes only with writes (upload, cancel, verify_on), so it never
+reaches another server through a read. Transient failures are retried with backoff
+(:mod:`nirvana.transport`). Downloads go through a sha256-keyed cache of the client's
+own (:mod:`nirvana.cache`, ``NIRVANA_CACHE``); ``NIRVANA_OFFLINE=1`` uses only it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import pydantic
 
 from nirvana import paths
 from nirvana.cache import BlobCache
+from nirvana.hub_types import ArchitectureInfo, TaskInfo, TicketInfo, VerificationInfo
 from nirvana.loading import build_pruned_model, is_uuid, manifest_of, relative_link, tensor_bytes
 from nirvana.progress import bytes_bar
-from nirvana.transport import send
+from nirvana.transport import RetryingTransport, idempotent_write
 from nirvana.waiting import poll_until_finished
 from nirvana.errors import (
     NirvanaError,
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_T = TypeVar("_T", bound=pydantic.BaseModel)
 _TICKET_ID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -51,25 +57,36 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _parse(model: type[_T], body: Any) -> _T:
+    """``body`` as ``model``; an answer that does not fit is the server's fault, said so."""
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        raise NirvanaError(f"the server's answer is not a {model.__name__}: {exc}", code="bad_response") from None
+
+
 class Client:
     """A connection to one Nirvana server.
 
     Args:
         url: the server, e.g. ``http://127.0.0.1:8000`` (default: ``NIRVANA_URL``, else
-            that). A trailing ``/api/v1`` is accepted.
+            that). A trailing ``/api/v1`` is accepted. ``Client(url)`` works too.
         token: a bearer token for writes (default: ``NIRVANA_TOKEN``, else the file
-            ``$NIRVANA_HOME/token`` that ``nirvana serve`` writes).
-        home: ``NIRVANA_HOME``; the cache lives in ``home/cache``.
+            ``$NIRVANA_HOME/token`` that ``nirvana login`` or ``nirvana serve`` wrote).
+        home: ``NIRVANA_HOME``, where the token file is.
+        cache_dir: the download cache (default: ``NIRVANA_CACHE``, else the user's
+            cache directory, e.g. ``~/.cache/nirvana``).
         timeout: seconds to wait for the server on each request.
         offline: serve downloads from the cache only (default: ``NIRVANA_OFFLINE``).
     """
 
     def __init__(
         self,
-        *,
         url: str | None = None,
+        *,
         token: str | None = None,
         home: str | Path | None = None,
+        cache_dir: str | Path | None = None,
         timeout: float = 30.0,
         offline: bool | None = None,
     ) -> None:
@@ -78,9 +95,12 @@ class Client:
         self.url = base.removesuffix("/api/v1")
         self.token = token or os.environ.get("NIRVANA_TOKEN") or paths.read_token_file(self.home)
         self.offline = _truthy(os.environ.get("NIRVANA_OFFLINE")) if offline is None else offline
-        self.cache = BlobCache(paths.cache_dir(self.home))
+        self.cache = BlobCache(paths.cache_dir(cache_dir))
         self._http = httpx.Client(
-            base_url=self.url + "/api/v1", timeout=timeout, headers={"User-Agent": "nirvana-client/0.1"}
+            base_url=self.url + "/api/v1",
+            timeout=timeout,
+            headers={"User-Agent": "nirvana-client/0.1"},
+            transport=RetryingTransport(),
         )
 
     def close(self) -> None:
@@ -102,12 +122,12 @@ class Client:
         if write:
             if not self.token:
                 raise UnauthorizedError(
-                    "this needs a token: pass token=..., set NIRVANA_TOKEN, or run `nirvana token create`",
+                    "this needs a token: run `nirvana login`, set NIRVANA_TOKEN, or pass token=...",
                     code="unauthorized",
                 )
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            response = send(self._http, method, path, headers=headers, **kwargs)
+            response = self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise ServerUnreachableError(
                 f"cannot reach {self.url} ({type(exc).__name__}: {exc}); is `nirvana serve` running?"
@@ -124,14 +144,14 @@ class Client:
         """The server's ``/health`` answer. Raises ``ServerUnreachableError`` if none."""
         return dict(self._json("GET", "/health"))
 
-    def ticket(self, id: str) -> dict[str, Any]:
+    def ticket(self, id: str) -> TicketInfo:
         """One ticket with its verifications.
 
         Args:
             id: the full 64-hex id or a unique prefix of at least 12 characters.
 
         Returns:
-            The ticket JSON (``id``, ``architecture``, ``task``, ``sparsity``,
+            The ticket (``id``, ``architecture``, ``task``, ``sparsity``,
             ``verifications``, ``links``, ...). Offline, the copy cached by the last
             download of that ticket.
 
@@ -144,12 +164,14 @@ class Client:
             cached = self.cache.read_ref(full).get("ticket") if full else None
             if not cached:
                 raise OfflineError(f"NIRVANA_OFFLINE is set and ticket {id} is not in the cache")
-            return dict(cached)
-        ticket = dict(self._json("GET", f"/tickets/{id}"))
+            return TicketInfo.model_validate(cached)
+        body = self._json("GET", f"/tickets/{id}")
         # The id names files in the cache and folders on disk: never trust it blindly.
-        if not isinstance(ticket.get("id"), str) or not _TICKET_ID.fullmatch(ticket["id"]):
-            raise NirvanaError(f"the server answered a malformed ticket id {ticket.get('id')!r}", code="bad_response")
-        self.cache.write_ref(ticket["id"], ticket=ticket)
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not _TICKET_ID.fullmatch(body["id"]):
+            shown = body.get("id") if isinstance(body, dict) else body
+            raise NirvanaError(f"the server answered a malformed ticket id {shown!r}", code="bad_response")
+        ticket = _parse(TicketInfo, body)
+        self.cache.write_ref(ticket.id, ticket=ticket.model_dump(mode="json"))
         return ticket
 
     def tickets(
@@ -164,7 +186,7 @@ class Client:
         sort: str | None = None,
         limit: int | None = None,
         page_size: int = 100,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[TicketInfo]:
         """Tickets matching every filter given, following ``next_cursor`` page by page.
 
         Args:
@@ -193,28 +215,28 @@ class Client:
             size = page_size if remaining is None else min(page_size, remaining)
             page = self._json("GET", "/tickets", params={**params, "limit": size, **({"cursor": cursor} if cursor else {})})
             for item in page["items"]:
-                yield item
+                yield _parse(TicketInfo, item)
             if remaining is not None:
                 remaining -= len(page["items"])
             cursor = page.get("next_cursor")
             if not cursor or not page["items"]:
                 return
 
-    def tasks(self) -> list[dict[str, Any]]:
+    def tasks(self) -> list[TaskInfo]:
         """Every task the server knows: ``name``, ``input_shape``, ``num_classes``,
         ``available`` (its data is on the server), ``ticket_count``, ..."""
-        return list(self._json("GET", "/tasks")["items"])
+        return [_parse(TaskInfo, item) for item in self._json("GET", "/tasks")["items"]]
 
-    def architecture(self, name: str, *, task: str) -> dict[str, Any]:
-        """``name``'s parameters on ``task``: ``{name, task, parameters: [{name,
-        shape, prunable}], total, prunable}``. Raises ``UnknownArchitectureError``,
-        ``UnknownTaskError``."""
-        return dict(self._json("GET", f"/architectures/{name}", params={"task": task}))
+    def architecture(self, name: str, *, task: str) -> ArchitectureInfo:
+        """``name``'s parameters on ``task``: ``name``, ``task``, ``parameters``
+        (``name``, ``shape``, ``prunable``), ``total``, ``prunable``. Raises
+        ``UnknownArchitectureError``, ``UnknownTaskError``."""
+        return _parse(ArchitectureInfo, self._json("GET", f"/architectures/{name}", params={"task": task}))
 
-    def verification(self, id: str) -> dict[str, Any]:
+    def verification(self, id: str) -> VerificationInfo:
         """One verification: ``state``, ``progress`` in [0, 1], ``attempts``,
         ``result``, ``error``. Raises ``VerificationNotFoundError``."""
-        return dict(self._json("GET", f"/verifications/{id}"))
+        return _parse(VerificationInfo, self._json("GET", f"/verifications/{id}"))
 
     # --- writes -----------------------------------------------------------------
 
@@ -223,8 +245,11 @@ class Client:
         manifest: Mapping[str, Any] | bytes,
         mask: Mapping[str, torch.Tensor] | bytes,
         init: Mapping[str, torch.Tensor] | bytes | None = None,
-    ) -> dict[str, Any]:
+    ) -> TicketInfo:
         """Upload a ticket; its verification is queued in the same transaction.
+
+        Sent again whole after a transient failure: the ticket's id is its content, so
+        a second arrival stores nothing new.
 
         Args:
             manifest: the ``ticket.json`` content (a dict, or its bytes).
@@ -233,8 +258,8 @@ class Client:
                 ``rewind_step > 0`` (the server regenerates a seed's init).
 
         Returns:
-            The stored ticket JSON, with ``created`` True when it is new (False when
-            the same ticket was already there).
+            The stored ticket, with ``created`` True when it is new (False when the
+            same ticket was already there).
 
         Raises:
             UnauthorizedError, ForbiddenError: no token, or one without ``write``.
@@ -248,12 +273,10 @@ class Client:
         }
         if init is not None:
             files["init"] = ("init.safetensors", tensor_bytes(init), "application/octet-stream")
-        response = self._request("POST", "/tickets", write=True, files=files)
-        ticket = dict(response.json())
-        ticket["created"] = response.status_code == 201
-        return ticket
+        response = self._request("POST", "/tickets", write=True, files=files, extensions=idempotent_write())
+        return _parse(TicketInfo, {**response.json(), "created": response.status_code == 201})
 
-    def push(self, folder: str | Path) -> dict[str, Any]:
+    def push(self, folder: str | Path) -> TicketInfo:
         """Upload a ticket folder (``ticket.json``, ``mask.safetensors`` and, if
         present, ``init.safetensors``) as they are on disk. Returns and raises as
         :meth:`upload`, plus ``TicketFolderError`` for a folder missing a file."""
@@ -264,13 +287,13 @@ class Client:
                 raise TicketFolderError(f"{root} is not a ticket folder: {required.name} is missing")
         return self.upload(manifest.read_bytes(), mask.read_bytes(), init.read_bytes() if init.is_file() else None)
 
-    def cancel(self, verification_id: str) -> dict[str, Any]:
+    def cancel(self, verification_id: str) -> VerificationInfo:
         """Ask to stop a verification (queued: at once; running: within a heartbeat).
         For the ticket's uploader, whoever queued it and admins; else ``ForbiddenError``
         (``not_owner``)."""
-        return dict(self._json("POST", f"/verifications/{verification_id}/cancel", write=True))
+        return _parse(VerificationInfo, self._json("POST", f"/verifications/{verification_id}/cancel", write=True))
 
-    def verify_on(self, id: str, *, task: str, recipe: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def verify_on(self, id: str, *, task: str, recipe: Mapping[str, Any] | None = None) -> VerificationInfo:
         """Queue a transfer evaluation: retrain ticket ``id`` on another ``task`` (its
         default recipe unless ``recipe`` is given). Needs a token with the ``verify``
         scope. Returns the queued verification; follow it with :meth:`wait`.
@@ -279,9 +302,9 @@ class Client:
             TaskUnavailableError, IncompatibleTaskError, ForbiddenError.
         """
         body: dict[str, Any] = {"task": task, **({"recipe": dict(recipe)} if recipe is not None else {})}
-        return dict(self._json("POST", f"/tickets/{id}/verifications", write=True, json=body))
+        return _parse(VerificationInfo, self._json("POST", f"/tickets/{id}/verifications", write=True, json=body))
 
-    def verify_again(self, id: str) -> dict[str, Any]:
+    def verify_again(self, id: str) -> VerificationInfo:
         """Queue ticket ``id`` once more on its own task, under its own recipe and claim,
         after its verification there was cancelled or failed (the history keeps both).
         For its uploader or an admin. Returns the queued verification.
@@ -290,8 +313,8 @@ class Client:
             ConflictError (``same_task``): one is queued, running or succeeded.
             ForbiddenError (``not_owner``): the token is neither the uploader's nor an admin's.
         """
-        task = self.ticket(id)["task"]
-        return dict(self._json("POST", f"/tickets/{id}/verifications", write=True, json={"task": task}))
+        task = self.ticket(id).task
+        return _parse(VerificationInfo, self._json("POST", f"/tickets/{id}/verifications", write=True, json={"task": task}))
 
     # --- waiting ----------------------------------------------------------------
 
@@ -302,7 +325,7 @@ class Client:
         timeout: float | None = None,
         poll_interval: float = 2.0,
         progress: bool = True,
-    ) -> dict[str, Any]:
+    ) -> VerificationInfo:
         """Poll a verification until it is succeeded, failed or cancelled.
 
         Args:
@@ -320,7 +343,7 @@ class Client:
             WaitTimeoutError, TicketNotFoundError, VerificationNotFoundError, and a
             ``NirvanaError`` when the ticket has no verification at all.
         """
-        verification_id = str(self.resolve_verification(id)["id"])
+        verification_id = self.resolve_verification(id).id
         return poll_until_finished(
             lambda: self.verification(verification_id),
             label=f"verification {verification_id[:8]}",
@@ -329,24 +352,26 @@ class Client:
             progress=progress,
         )
 
-    def resolve_verification(self, id: str) -> dict[str, Any]:
+    def resolve_verification(self, id: str) -> VerificationInfo:
         """A verification by its id (a UUID), or a ticket's latest one by ticket id."""
         return self.verification(id) if is_uuid(id) else self.latest_verification(id)
 
-    def latest_verification(self, ticket_id: str) -> dict[str, Any]:
+    def latest_verification(self, ticket_id: str) -> VerificationInfo:
         """The most recently queued verification of a ticket (id or prefix).
 
         Raises:
             TicketNotFoundError; ``NirvanaError`` (``no_verification``) if it has none.
         """
-        verifications = self.ticket(ticket_id).get("verifications") or []
+        verifications = self.ticket(ticket_id).verifications
         if not verifications:
             raise NirvanaError(f"ticket {ticket_id} has no verification", code="no_verification")
-        return dict(max(verifications, key=lambda v: str(v.get("created_at") or "")))
+        return max(verifications, key=lambda v: str(v.created_at or ""))
 
     # --- downloads --------------------------------------------------------------
 
-    def download(self, id: str, out_dir: str | Path | None = None, *, progress: bool = False) -> Path:
+    def download(
+        self, id: str, out_dir: str | Path | None = None, *, progress: bool = False, force_download: bool = False
+    ) -> Path:
         """Write ``ticket.json``, ``mask.safetensors`` and ``init.safetensors`` of a
         ticket into a folder that ``push`` and ``TicketFolder.read`` accept.
 
@@ -354,6 +379,7 @@ class Client:
             id: the full id or a unique prefix of at least 12 characters.
             out_dir: the folder (created if needed; default ``./<short id>``).
             progress: show download progress on stderr.
+            force_download: fetch the files again even when the cache holds them.
 
         Returns:
             The folder.
@@ -362,15 +388,17 @@ class Client:
             TicketNotFoundError, DigestMismatchError, OfflineError (offline and not
             cached), ServerUnreachableError.
         """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=progress)
-        out = Path(out_dir) if out_dir is not None else Path.cwd() / ticket["id"][:12]
+        ticket, mask_path, init_path = self._fetch_all(id, progress=progress, force=force_download)
+        out = Path(out_dir) if out_dir is not None else Path.cwd() / ticket.short_id
         out.mkdir(parents=True, exist_ok=True)
-        (out / "ticket.json").write_text(json.dumps(manifest_of(ticket), indent=2) + "\n")
+        (out / "ticket.json").write_text(json.dumps(manifest_of(ticket.model_dump(mode="json")), indent=2) + "\n")
         shutil.copyfile(mask_path, out / "mask.safetensors")
         shutil.copyfile(init_path, out / "init.safetensors")
         return out
 
-    def load(self, id: str, *, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    def load(
+        self, id: str, *, device: str = "cpu", force_download: bool = False
+    ) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
         """The ticket as a PyTorch model, in one call.
 
         Downloads (or reads from the cache) the mask and init, builds the architecture
@@ -381,6 +409,7 @@ class Client:
         Args:
             id: the full id or a unique prefix of at least 12 characters.
             device: where to put the model and the mask.
+            force_download: fetch the files again even when the cache holds them.
 
         Returns:
             ``(model, mask)``; ``mask`` maps parameter names to BOOL tensors.
@@ -389,21 +418,21 @@ class Client:
             As :meth:`download`; ``lottery`` errors if the files do not fit the
             architecture.
         """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=False)
-        return build_pruned_model(ticket, mask_path, init_path, device=device)
+        ticket, mask_path, init_path = self._fetch_all(id, progress=False, force=force_download)
+        return build_pruned_model(ticket.model_dump(mode="json"), mask_path, init_path, device=device)
 
-    def _fetch_all(self, id: str, *, progress: bool) -> tuple[dict[str, Any], Path, Path]:
+    def _fetch_all(self, id: str, *, progress: bool, force: bool = False) -> tuple[TicketInfo, Path, Path]:
         ticket = self.ticket(id)
-        full = ticket["id"]
+        full = ticket.id
         found = []
         for kind in ("mask", "init"):
-            link = ticket.get("links", {}).get(kind) or f"/api/v1/tickets/{full}/{kind}"
-            bar = bytes_bar(f"{ticket['short_id']} {kind}") if progress and not self.offline else None
+            link = getattr(ticket.links, kind) if ticket.links is not None else f"/api/v1/tickets/{full}/{kind}"
+            bar = bytes_bar(f"{ticket.short_id} {kind}") if progress and not self.offline else None
             try:
                 found.append(
                     self.cache.fetch(
                         self._http, relative_link(link), ticket_id=full, kind=kind, offline=self.offline,
-                        on_bytes=bar.update_to if bar is not None else None,
+                        force=force, on_bytes=bar.update_to if bar is not None else None,
                     )  # fmt: skip
                 )
             except httpx.TransportError as exc:

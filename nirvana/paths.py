@@ -1,14 +1,17 @@
 """Where Nirvana keeps its files on this machine.
 
-Everything lives under ``NIRVANA_HOME`` (default: the user's data directory, e.g.
-``~/.local/share/nirvana``), so one variable moves a whole installation:
+The server's files and the token live under ``NIRVANA_HOME`` (default: the user's
+data directory, e.g. ``~/.local/share/nirvana``); the client's download cache is apart
+from them, under ``NIRVANA_CACHE`` (default: the user's cache directory, e.g.
+``~/.cache/nirvana``), as huggingface_hub keeps its cache apart from its token:
 
 ```
 $NIRVANA_HOME/pg/           the embedded PostgreSQL data directory (``nirvana serve``)
 $NIRVANA_HOME/blobs/        the server's content-addressed blobs
-$NIRVANA_HOME/token         the local write token ``nirvana serve`` made (mode 0600)
-$NIRVANA_HOME/cache/blobs/  the client's downloads, one file per sha256
-$NIRVANA_HOME/cache/refs/   the client's ticket JSON and blob digests, per ticket id
+$NIRVANA_HOME/token         the write token (mode 0600): ``nirvana login`` or ``nirvana serve``
+$NIRVANA_HOME/data/         task data ``nirvana data fetch`` downloads (or ``NIRVANA_DATA_DIR``)
+$NIRVANA_CACHE/blobs/       the client's downloads, one file per sha256
+$NIRVANA_CACHE/refs/        the client's ticket JSON and blob digests, per ticket id
 ```
 """
 
@@ -19,13 +22,25 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["default_home", "home", "pg_dir", "token_file", "cache_dir", "read_token_file", "write_token_file"]
+__all__ = [
+    "default_home", "home", "pg_dir", "token_file", "cache_dir", "read_token_file", "write_token_file",
+    "remove_token_file",
+]  # fmt: skip
 
 
 def default_home() -> Path:
     """``NIRVANA_HOME``, else the user's data directory (``~/.local/share/nirvana``)."""
     env = os.environ.get("NIRVANA_HOME")
     return Path(env) if env else Path(platformdirs.user_data_dir("nirvana"))
+
+
+def default_data_dir() -> Path:
+    """Where task data lives unless a caller names a folder: ``NIRVANA_DATA_DIR``, else
+    ``$NIRVANA_HOME/data``. ``nirvana data fetch`` downloads there; the server's settings
+    and the CLI pass it to the tasks, which look there and then in the system's folders
+    (e.g. Debian's ``/usr/share/datasets``)."""
+    explicit = os.environ.get("NIRVANA_DATA_DIR")
+    return Path(explicit).expanduser() if explicit else default_home() / "data"
 
 
 def home(value: str | Path | None = None) -> Path:
@@ -41,8 +56,13 @@ def token_file(root: Path) -> Path:
     return root / "token"
 
 
-def cache_dir(root: Path) -> Path:
-    return root / "cache"
+def cache_dir(value: str | Path | None = None) -> Path:
+    """The client's cache: ``value`` if given, else ``NIRVANA_CACHE``, else the user's
+    cache directory (``~/.cache/nirvana``)."""
+    if value is not None:
+        return Path(value).expanduser()
+    env = os.environ.get("NIRVANA_CACHE")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("nirvana"))
 
 
 def read_token_file(root: Path) -> str | None:
@@ -69,3 +89,12 @@ def write_token_file(root: Path, secret: str) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def remove_token_file(root: Path) -> bool:
+    """Delete ``$NIRVANA_HOME/token``; True if there was one."""
+    try:
+        token_file(root).unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -171,8 +172,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: 
         token = ensure_local_token(handle.url, root)
         storage = {"database_url": handle.url, "home": root}
         children = start_workers(workers, storage)
-        _banner(host, port, token, root, handle, workers)
-        _run_uvicorn(sock, storage)
+        ready = handle  # for the closure: the banner needs the handle that is open now
+        _run_uvicorn(sock, storage, on_started=lambda: _banner(host, port, token, root, ready, workers))
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the SIGINT it handled once it has shut down
     finally:
@@ -191,8 +192,10 @@ def run_api(*, host: str, port: int, home: str | Path | None = None) -> None:
     _interrupt_on_sigterm()
     try:
         with find_database(root) as handle:
-            print(f"nirvana api: listening on {_url(host, port)}", file=sys.stderr, flush=True)
-            _run_uvicorn(sock, {"database_url": handle.url, "home": root})
+            _run_uvicorn(
+                sock, {"database_url": handle.url, "home": root},
+                on_started=lambda: print(f"nirvana api: listening on {_url(host, port)}", file=sys.stderr, flush=True),
+            )  # fmt: skip
     except KeyboardInterrupt:
         pass
     finally:
@@ -210,17 +213,25 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _run_uvicorn(sock: socket.socket, storage: dict[str, Any]) -> None:
+def _run_uvicorn(sock: socket.socket, storage: dict[str, Any], *, on_started: Callable[[], None]) -> None:
+    """Serve until interrupted; ``on_started`` runs once the socket accepts connections
+    (uvicorn's startup, lifespan included, has finished), so what it prints is true."""
     import uvicorn
 
     from api.app import create_app
     from api.settings import ApiSettings
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # False when the lifespan failed: uvicorn is exiting
+                on_started()
+
     app = create_app(ApiSettings(**storage))
     # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback and rewrite
     # the peer; api.callers reads it only from NIRVANA_TRUSTED_PROXIES.
     config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
 
 
 def _url(host: str, port: int) -> str:
@@ -239,6 +250,10 @@ def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle
         f"               (write scope; also in {paths.token_file(home)})",
         f"  Database     {database}",
         f"  Workers      {workers}",
+        "",
+        "  Point the client and the CLI at it:",
+        f"    export NIRVANA_URL={url}",
+        "",
         "  Stop with Ctrl-C.",
         "",
     ]

@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE = {"api", "db", "worker", "service", "fastapi", "starlette", "sqlalchemy", "psycopg", "alembic", "uvicorn", "pgserver", "pydantic_settings"}
-CLIENT_SIDE = {"nirvana.client", "nirvana.cli", "nirvana.commands", "nirvana.cache", "nirvana.transport", "nirvana.waiting", "nirvana.loading", "nirvana.errors", "nirvana.progress", "nirvana.paths"}
+CLIENT_SIDE = {"nirvana.client", "nirvana.cli", "nirvana.commands", "nirvana.cache", "nirvana.transport", "nirvana.waiting", "nirvana.loading", "nirvana.errors", "nirvana.progress", "nirvana.paths",
+               "nirvana.hub_types", "nirvana.hub_export", "nirvana.cache_admin", "nirvana.datasets"}
 
 # package folder -> module prefixes it must not import
 FORBIDDEN: dict[str, set[str]] = {

@@ -134,7 +134,7 @@ def _job_spec(factory: sessionmaker[Session], settings: WorkerSettings, claim: q
             mask_sha256=ticket.mask_sha256,
             init_sha256=ticket.init_sha256,
             blob=settings.blob_config,
-            data_dir=settings.data_dir,
+            data_dir=settings.task_data_dir,
             device=settings.device,
             threads=settings.threads,
         )

@@ -20,6 +20,7 @@ from db.repositories.tickets import (
 )
 from nirvana.lottery.errors import UnknownTaskError
 from nirvana.lottery.data.tasks import get_task, is_available, list_tasks
+from nirvana.lottery.tickets.citation import TicketCitation, verdict_words
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -34,7 +35,7 @@ def _not_found(request: Request, what: str) -> HTMLResponse:
 def tasks_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     counts = request.app.state.ticket_counts.get(session)
     tasks = [
-        {"spec": spec, "available": is_available(spec.name, settings.data_dir), "count": counts.get(spec.name, 0)}
+        {"spec": spec, "available": is_available(spec.name, settings.task_data_dir), "count": counts.get(spec.name, 0)}
         for spec in list_tasks()
     ]
     return templates.TemplateResponse(request, "tasks.html", {"tasks": tasks})
@@ -58,7 +59,7 @@ def task_page(request: Request, name: str, session: SessionDep, verified: bool |
 
 
 @router.get("/tickets/{ref}", response_class=HTMLResponse)
-def ticket_page(request: Request, ref: str, session: SessionDep) -> HTMLResponse:
+def ticket_page(request: Request, ref: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     try:
         ticket = find_ticket(session, ref, with_details=True)
     except (InvalidTicketRefError, AmbiguousTicketRefError):
@@ -72,4 +73,13 @@ def ticket_page(request: Request, ref: str, session: SessionDep) -> HTMLResponse
         runs.append(
             {"verification": verification, "result": result, "chart": learning_curves_chart(curves) if curves else None}
         )
-    return templates.TemplateResponse(request, "ticket.html", {"ticket": ticket, "runs": runs})
+    # The snippet and the citation name this server, as people reach it.
+    server = (settings.public_url or str(request.base_url)).rstrip("/")
+    citation = TicketCitation(
+        id=ticket.id, task=ticket.task, architecture=ticket.architecture, url=server, title=ticket.title,
+        verdict=verdict_words(winning=ticket.winning, verified=ticket.verified),
+        author=ticket.submitter.name, year=ticket.created_at.year,
+    )  # fmt: skip
+    return templates.TemplateResponse(
+        request, "ticket.html", {"ticket": ticket, "runs": runs, "server": server, "bibtex": citation.bibtex()}
+    )

@@ -27,7 +27,7 @@ def read_tasks(request: Request, session: SessionDep, settings: SettingsDep) -> 
                 train_size=spec.train_size,
                 test_size=spec.test_size,
                 metric=spec.metric,
-                available=is_available(spec.name, settings.data_dir),
+                available=is_available(spec.name, settings.task_data_dir),
                 ticket_count=counts.get(spec.name, 0),
                 default_recipe=spec.default_recipe.model_dump(mode="json"),
             )

@@ -84,7 +84,7 @@ def create_transfer_verification(
             claimed_accuracy=body.claimed_accuracy,
             max_steps=settings.max_steps,
             max_examples=settings.max_examples,
-            data_dir=settings.data_dir,
+            data_dir=settings.task_data_dir,
             requested_by_id=token.user_id,
         )
     session.flush()

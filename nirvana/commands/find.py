@@ -14,6 +14,7 @@ import typer
 from nirvana.commands._common import EXIT_USAGE, fail, reports_errors
 from nirvana.commands.tickets import _table
 from nirvana.lottery.pruning.config import SearchConfig
+from nirvana.paths import default_data_dir
 
 
 class _Bars:
@@ -83,7 +84,7 @@ def find(
     seed: Annotated[int, typer.Option("--seed", help=_help("seed"))] = _default("seed"),
     scheme: Annotated[str, typer.Option("--scheme", help=_help("scheme"))] = _default("scheme"),
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 or auto.")] = "auto",
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="NIRVANA_DATA_DIR", help="Where the task's data files are (<dir>/<task>/).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the task's data files are (<dir>/<task>/) [default: $NIRVANA_DATA_DIR, else $NIRVANA_HOME/data; then the system's].", show_default=False)] = None,
 ) -> None:
     """Find tickets here: train, prune, reset, repeat; each level becomes a ticket
     folder ready for `nirvana push`. Rerun the same command to resume."""
@@ -106,7 +107,7 @@ def find(
             exclude=tuple(exclude or ()), rewind_step=rewind, scheme=scheme, seed=seed, controls=controls,
         )  # fmt: skip
         run = open_find(out, config)
-        data = load_task(task, data_dir)
+        data = load_task(task, data_dir if data_dir is not None else default_data_dir())
         dev = pick_device() if device == "auto" else device
         todo = run.last_level + 1
         bars = _Bars(todo, min(len(run.finished), todo))

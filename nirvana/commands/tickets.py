@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nirvana.commands._common import EXIT_ERROR, TokenOption, UrlOption, fail, make_client, reports_errors
+from nirvana.hub_types import VerificationInfo, VerificationState
 
 if TYPE_CHECKING:
     from nirvana.client import Client
@@ -35,6 +36,20 @@ def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
 
+def _refuse_unknown_filters(client: Client, *, task: str | None, arch: str | None) -> None:
+    """An empty list may be a typo: ask the server whether ``task`` and ``arch`` exist,
+    and fail naming what does (asked only when nothing matched, so it costs a good
+    listing nothing)."""
+    if task is not None:
+        known = sorted(t.name for t in client.tasks())
+        if task not in known:
+            raise fail(f"unknown task {task!r}; known: {', '.join(known)} (unknown_task)")
+    if arch is not None:
+        # Architectures are families (lenet_<widths>), not a list: the server's
+        # description of this one on some task says whether it exists.
+        client.architecture(arch, task=task or client.tasks()[0].name)
+
+
 @reports_errors
 def push(
     folder: Annotated[Path, typer.Argument(help="A ticket folder: ticket.json, mask.safetensors[, init.safetensors].")],
@@ -44,22 +59,25 @@ def push(
     """Upload a ticket folder; its verification is queued."""
     with make_client(url, token) as client:
         ticket = client.push(folder)
-    state = "new" if ticket.get("created") else "already there"
-    typer.echo(f"{ticket['id']}  ({state})")
-    for verification in ticket.get("verifications") or []:
-        typer.echo(f"verification {verification['id']}: {verification['state']}")
-    typer.echo(f"follow it with: nirvana wait {ticket['short_id']}", err=True)
+    state = "new" if ticket.created else "already there"
+    typer.echo(f"{ticket.id}  ({state})")
+    for verification in ticket.verifications:
+        typer.echo(f"verification {verification.id}: {verification.state.value}")
+    typer.echo(f"follow it with: nirvana wait {ticket.short_id}", err=True)
 
 
 @reports_errors
 def pull(
     id: IdArgument,
     out: Annotated[Path | None, typer.Option("--out", help="Folder to write [default: ./<short id>].")] = None,
+    force_download: Annotated[
+        bool, typer.Option("--force-download", help="Fetch the files again even when the cache holds them.")
+    ] = False,
     url: UrlOption = None,
 ) -> None:
     """Download a ticket's ticket.json, mask.safetensors and init.safetensors."""
     with make_client(url, None) as client:
-        folder = client.download(id, out, progress=True)
+        folder = client.download(id, out, progress=True, force_download=force_download)
     typer.echo(str(folder))
 
 
@@ -74,18 +92,22 @@ def tickets(
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
-    """List tickets, newest first unless --sort says otherwise."""
+    """List tickets, newest first unless --sort says otherwise. An unknown --task or
+    --arch is an error naming what exists."""
     with make_client(url, None) as client:
         items = list(client.tickets(task=task, arch=arch, tag=tag, verified=verified, sort=sort, limit=limit))
+        if not items:
+            _refuse_unknown_filters(client, task=task, arch=arch)
     if as_json:
-        _print_json(items)
+        _print_json([t.model_dump(mode="json") for t in items])
         return
     if not items:
         typer.echo("no tickets match", err=True)
         return
+    # The title comes last and whole: people tell tickets apart by it.
     rows = [
-        [t["short_id"], t["task"], t["architecture"], _pct(t["sparsity"]), _pct(t["accuracy"]),
-         "yes" if t["verified"] else "no", t["title"][:40]]
+        [t.short_id, t.task, t.architecture, _pct(t.sparsity), _pct(t.accuracy),
+         "yes" if t.verified else "no", t.title]
         for t in items
     ]  # fmt: skip
     typer.echo(_table(["ID", "TASK", "ARCHITECTURE", "SPARSITY", "ACCURACY", "VERIFIED", "TITLE"], rows))
@@ -97,33 +119,30 @@ def show(id: IdArgument, as_json: JsonOption = False, url: UrlOption = None) -> 
     with make_client(url, None) as client:
         t = client.ticket(id)
     if as_json:
-        _print_json(t)
+        _print_json(t.model_dump(mode="json"))
         return
-    init = t.get("init") or {}
     fields = [
-        ("id", t["id"]),
-        ("title", t["title"]),
-        ("task", t["task"]),
-        ("architecture", t["architecture"]),
-        ("init", f"{init.get('scheme')} seed={init.get('seed')} rewind_step={init.get('rewind_step')}"),
-        ("sparsity", f"{_pct(t['sparsity'])} ({t['remaining']} of {t['prunable']} prunable weights kept)"),
-        ("claimed", _pct((t.get("claimed") or {}).get("test_accuracy"))),
-        ("verified", _pct(t.get("verified_accuracy")) if t.get("verified") else "no"),
-        ("winning", {True: "yes", False: "no", None: "-"}[t.get("winning")]),
-        ("tags", ", ".join(t.get("tags") or []) or "-"),
+        ("id", t.id),
+        ("title", t.title),
+        ("task", t.task),
+        ("architecture", t.architecture),
+        ("init", f"{t.init.scheme} seed={t.init.seed} rewind_step={t.init.rewind_step}"),
+        ("sparsity", f"{_pct(t.sparsity)} ({t.remaining} of {t.prunable} prunable weights kept)"),
+        ("claimed", _pct(t.claimed.test_accuracy)),
+        ("verified", _pct(t.verified_accuracy) if t.verified else "no"),
+        ("winning", {True: "yes", False: "no", None: "-"}[t.winning]),
+        ("tags", ", ".join(t.tags) or "-"),
     ]
     typer.echo("\n".join(f"{name:<13}{value}" for name, value in fields))
-    layers = t.get("layers") or {}
-    if layers:
+    if t.layers:
         typer.echo("\n" + _table(
             ["LAYER", "KEPT", "TOTAL", "DENSITY"],
-            [[name, str(v["remaining"]), str(v["total"]), _pct(v["density"])] for name, v in layers.items()],
+            [[name, str(v.remaining), str(v.total), _pct(v.density)] for name, v in t.layers.items()],
         ))  # fmt: skip
-    verifications = t.get("verifications") or []
-    if verifications:
+    if t.verifications:
         typer.echo("\n" + _table(
             ["VERIFICATION", "STATE", "PROGRESS", "ATTEMPTS"],
-            [[str(v["id"]), v["state"], _pct(v.get("progress")), str(v.get("attempts", 0))] for v in verifications],
+            [[v.id, v.state.value, _pct(v.progress), str(v.attempts)] for v in t.verifications],
         ))  # fmt: skip
 
 
@@ -133,24 +152,25 @@ def tasks(as_json: JsonOption = False, url: UrlOption = None) -> None:
     with make_client(url, None) as client:
         items = client.tasks()
     if as_json:
-        _print_json(items)
+        _print_json([t.model_dump(mode="json") for t in items])
         return
     rows = [
-        [t["name"], "x".join(str(d) for d in t["input_shape"]), str(t["num_classes"]),
-         f"{t['train_size']}/{t['test_size']}", "yes" if t.get("available") else "no", str(t.get("ticket_count", 0))]
+        [t.name, "x".join(str(d) for d in t.input_shape), str(t.num_classes),
+         f"{t.train_size}/{t.test_size}", "yes" if t.available else f"no: nirvana data fetch {t.name}",
+         str(t.ticket_count)]
         for t in items
     ]  # fmt: skip
     typer.echo(_table(["TASK", "INPUT", "CLASSES", "TRAIN/TEST", "AVAILABLE", "TICKETS"], rows))
 
 
-def _summary(v: dict[str, Any]) -> str:
-    line = f"verification {v['id']}: {v['state']} ({_pct(v.get('progress'))}, attempt {v.get('attempts', 0)})"
-    result = v.get("result") or {}
-    if v["state"] == "succeeded" and result:
+def _summary(v: VerificationInfo) -> str:
+    line = f"verification {v.id}: {v.state.value} ({_pct(v.progress)}, attempt {v.attempts})"
+    result = v.result or {}
+    if v.state is VerificationState.SUCCEEDED and result:
         verdict = {k: result[k] for k in ("test_accuracy", "reproduced", "winning") if k in result}
         line += "  " + " ".join(f"{k}={val}" for k, val in verdict.items())
-    if v.get("error"):
-        line += f"\n  error: {v['error']}"
+    if v.error:
+        line += f"\n  error: {v.error}"
     return line
 
 
@@ -163,7 +183,7 @@ def status(
     """Show a verification's state once."""
     with make_client(url, None) as client:
         v = client.resolve_verification(id)
-    _print_json(v) if as_json else typer.echo(_summary(v))
+    _print_json(v.model_dump(mode="json")) if as_json else typer.echo(_summary(v))
 
 
 @reports_errors
@@ -177,7 +197,7 @@ def wait(
     with make_client(url, None) as client:
         v = client.wait(id, timeout=timeout, poll_interval=interval, progress=True)
     typer.echo(_summary(v))
-    if v["state"] != "succeeded":
+    if v.state is not VerificationState.SUCCEEDED:
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -202,15 +222,15 @@ def verify(
             queued = client.verify_again(id)
         else:
             queued = client.verify_on(id, task=task, recipe=_recipe_with_steps(client, task, steps))
-    typer.echo(f"verification {queued['id']}: {queued['state']} on {queued['task']}")
-    typer.echo(f"follow it with: nirvana wait {queued['id']}", err=True)
+    typer.echo(f"verification {queued.id}: {queued.state.value} on {queued.task}")
+    typer.echo(f"follow it with: nirvana wait {queued.id}", err=True)
 
 
 def _recipe_with_steps(client: Client, task: str, steps: int | None) -> dict[str, Any] | None:
     """``task``'s default recipe with ``steps`` (None: the server's default recipe)."""
     if steps is None:
         return None
-    defaults = {t["name"]: t["default_recipe"] for t in client.tasks()}
+    defaults = {t.name: t.default_recipe for t in client.tasks()}
     if task not in defaults:
         raise fail(f"unknown task {task!r}; known: {', '.join(sorted(defaults))}")
     return {**defaults[task], "steps": steps}

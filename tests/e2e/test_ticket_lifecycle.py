@@ -64,23 +64,23 @@ def test_upload_verify_browse_download(fresh_database_url: str, tmp_path: Path) 
     with ExitStack() as stack:
         url = stack.enter_context(uvicorn_server(env, tmp_path / "api.log"))
         stack.enter_context(running(["-m", "worker"], env, tmp_path / "worker.log"))
-        client = stack.enter_context(Client(url=url, token=token))
+        client = stack.enter_context(Client(url=url, token=token, cache_dir=tmp_path / "client-cache"))
         ticket = client.push(folder)
-        assert ticket["verifications"][0]["state"] == "queued"
+        assert ticket.verifications[0].state == "queued"
 
-        verification = client.wait(ticket["id"], timeout=180, progress=False)
-        assert verification["state"] == "succeeded", (tmp_path / "worker.log").read_text()
-        result = verification["result"]
+        verification = client.wait(ticket.id, timeout=180, progress=False)
+        assert verification.state == "succeeded", (tmp_path / "worker.log").read_text()
+        result = verification.result
         assert set(result["runs"]) == {"ticket", "reinit", "random_mask", "dense"}
         assert result["reproduced"] is True, result
         assert result["torch_version"] == torch.__version__ and result["device"].startswith("cpu")
 
-        listed = [t["id"] for t in client.tickets(task="digits")]
-        assert ticket["id"] in listed
-        stored = client.ticket(ticket["short_id"])
-        assert stored["verified"] is True and stored["verified_accuracy"] == result["runs"]["ticket"]["test_accuracy"]
+        listed = [t.id for t in client.tickets(task="digits")]
+        assert ticket.id in listed
+        stored = client.ticket(ticket.short_id)
+        assert stored.verified is True and stored.verified_accuracy == result["runs"]["ticket"]["test_accuracy"]
 
-        downloaded = client.download(ticket["id"], tmp_path / "downloaded")
+        downloaded = client.download(ticket.id, tmp_path / "downloaded")
 
     for name in ("mask.safetensors", "init.safetensors"):
         sent = load_tensors((folder / name).read_bytes())

@@ -14,6 +14,14 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def client_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A download cache of the test's own (``NIRVANA_CACHE``), never the user's."""
+    path = tmp_path / "client-cache"
+    monkeypatch.setenv("NIRVANA_CACHE", str(path))
+    return path
+
+
 @pytest.fixture
 def embedded_home() -> Iterator[Path]:
     """A ``NIRVANA_HOME`` for an embedded PostgreSQL, outside pytest's ``tmp_path``.

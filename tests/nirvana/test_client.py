@@ -52,11 +52,11 @@ def test_push_then_push_again_creates_one_ticket_with_a_queued_verification(clie
     folder = write_folder(tmp_path / "t", density=0.25)
     first = client.push(folder)
     again = client.push(folder)
-    assert first["created"] and not again["created"] and first["id"] == again["id"]
-    assert [v["state"] for v in first["verifications"]] == ["queued"]
-    assert client.ticket(first["id"][:12])["id"] == first["id"]
-    assert client.verification(first["verifications"][0]["id"])["state"] == "queued"
-    assert client.latest_verification(first["short_id"])["id"] == first["verifications"][0]["id"]
+    assert first.created and not again.created and first.id == again.id
+    assert [v.state for v in first.verifications] == ["queued"]
+    assert client.ticket(first.id[:12]).id == first.id
+    assert client.verification(first.verifications[0].id).state == "queued"
+    assert client.latest_verification(first.short_id).id == first.verifications[0].id
 
 
 def test_errors_come_back_as_their_classes(live_api: LiveApi, client: Client, tmp_path: Path) -> None:
@@ -74,15 +74,15 @@ def test_errors_come_back_as_their_classes(live_api: LiveApi, client: Client, tm
 
 
 def test_tickets_follows_the_cursor_across_pages(client: Client, tmp_path: Path) -> None:
-    ids = {client.push(write_folder(tmp_path / f"t{i}", mask_seed=i))["id"] for i in range(3)}
-    assert {t["id"] for t in client.tickets(task="digits", page_size=1)} == ids
+    ids = {client.push(write_folder(tmp_path / f"t{i}", mask_seed=i)).id for i in range(3)}
+    assert {t.id for t in client.tickets(task="digits", page_size=1)} == ids
     assert len(list(client.tickets(page_size=2, limit=2))) == 2
     assert list(client.tickets(task="mnist1d")) == []
 
 
 def test_download_writes_a_folder_that_reads_back_and_checks_digests(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    out = client.download(ticket["short_id"], tmp_path / "pulled")
+    out = client.download(ticket.short_id, tmp_path / "pulled")
     manifest, mask, init = TicketFolder.read(out)
     original = parse_manifest((tmp_path / "t" / "ticket.json").read_bytes())
     assert (manifest.architecture, manifest.task, manifest.title) == (original.architecture, original.task, original.title)
@@ -91,18 +91,18 @@ def test_download_writes_a_folder_that_reads_back_and_checks_digests(client: Cli
         digest = hashlib.sha256((out / name).read_bytes()).hexdigest()
         assert (client.cache.blobs / digest).is_file()
     # The pulled folder is the same ticket.
-    assert client.push(out)["id"] == ticket["id"]
+    assert client.push(out).id == ticket.id
 
 
 def test_cached_blobs_are_revalidated_and_served_offline(client: Client, live_api: LiveApi, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    client.download(ticket["id"], tmp_path / "a")
+    client.download(ticket.id, tmp_path / "a")
     before = {p.name: p.stat().st_mtime_ns for p in client.cache.blobs.iterdir()}
-    client.download(ticket["id"], tmp_path / "b")  # If-None-Match: 304, nothing rewritten
+    client.download(ticket.id, tmp_path / "b")  # If-None-Match: 304, nothing rewritten
     assert {p.name: p.stat().st_mtime_ns for p in client.cache.blobs.iterdir()} == before
 
     with Client(url=live_api.url, home=client.home, offline=True) as offline:
-        out = offline.download(ticket["short_id"], tmp_path / "c")
+        out = offline.download(ticket.short_id, tmp_path / "c")
         assert (out / "mask.safetensors").read_bytes() == (tmp_path / "a" / "mask.safetensors").read_bytes()
         with pytest.raises(OfflineError):
             offline.ticket("f" * 64)
@@ -120,32 +120,32 @@ def _partial(client: Client, ticket_id: str, data: bytes, digest: str) -> Path:
 
 def test_an_interrupted_download_resumes(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    mask = (client.download(ticket["id"], tmp_path / "full") / "mask.safetensors").read_bytes()
+    mask = (client.download(ticket.id, tmp_path / "full") / "mask.safetensors").read_bytes()
     digest = hashlib.sha256(mask).hexdigest()
     (client.cache.blobs / digest).unlink()
-    part = _partial(client, ticket["id"], mask[: len(mask) // 2], digest)
-    out = client.download(ticket["id"], tmp_path / "resumed")
+    part = _partial(client, ticket.id, mask[: len(mask) // 2], digest)
+    out = client.download(ticket.id, tmp_path / "resumed")
     assert (out / "mask.safetensors").read_bytes() == mask
     assert not part.exists()
 
 
 def test_a_corrupt_download_is_refused_and_removed(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    mask = (client.download(ticket["id"], tmp_path / "full") / "mask.safetensors").read_bytes()
+    mask = (client.download(ticket.id, tmp_path / "full") / "mask.safetensors").read_bytes()
     digest = hashlib.sha256(mask).hexdigest()
     (client.cache.blobs / digest).unlink()
-    part = _partial(client, ticket["id"], b"\0" * (len(mask) // 2), digest)  # wrong bytes, resumed
+    part = _partial(client, ticket.id, b"\0" * (len(mask) // 2), digest)  # wrong bytes, resumed
     with pytest.raises(DigestMismatchError):
-        client.download(ticket["id"], tmp_path / "bad")
+        client.download(ticket.id, tmp_path / "bad")
     assert not part.exists() and not (client.cache.blobs / digest).exists()
-    out = client.download(ticket["id"], tmp_path / "retry")  # the next try starts afresh
+    out = client.download(ticket.id, tmp_path / "retry")  # the next try starts afresh
     assert (out / "mask.safetensors").read_bytes() == mask
 
 
 def test_load_builds_the_model_with_init_and_mask_applied(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t", density=0.3))
-    model, mask = client.load(ticket["short_id"])
-    init = load_tensors((client.download(ticket["id"], tmp_path / "d") / "init.safetensors").read_bytes())
+    model, mask = client.load(ticket.short_id)
+    init = load_tensors((client.download(ticket.id, tmp_path / "d") / "init.safetensors").read_bytes())
     for name, keep in mask.items():
         module_name, _, param = name.rpartition(".")
         module = model.get_submodule(module_name)
@@ -159,10 +159,10 @@ def test_load_builds_the_model_with_init_and_mask_applied(client: Client, tmp_pa
 def test_wait_times_out_on_a_queued_job_and_returns_a_cancelled_one(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
     with pytest.raises(WaitTimeoutError):
-        client.wait(ticket["short_id"], timeout=0.5, poll_interval=0.1, progress=True)
-    cancelled = client.cancel(ticket["verifications"][0]["id"])
-    assert cancelled["state"] == "cancelled"
-    assert client.wait(str(cancelled["id"]), timeout=5, progress=False)["state"] == "cancelled"
+        client.wait(ticket.short_id, timeout=0.5, poll_interval=0.1, progress=True)
+    cancelled = client.cancel(ticket.verifications[0].id)
+    assert cancelled.state == "cancelled"
+    assert client.wait(str(cancelled.id), timeout=5, progress=False).state == "cancelled"
 
 
 def test_verify_on_queues_a_transfer_with_a_verify_token(
@@ -171,19 +171,19 @@ def test_verify_on_queues_a_transfer_with_a_verify_token(
     write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)  # the live API's data_dir
     ticket = client.push(write_folder(tmp_path / "t", architecture="lenet_16", task="fashion-mnist"))
     with pytest.raises(ForbiddenError):
-        client.verify_on(ticket["id"], task="mnist")  # the fixture's token has no verify scope
+        client.verify_on(ticket.id, task="mnist")  # the fixture's token has no verify scope
     engine = make_engine(live_api.database_url)
     with unit_of_work(make_sessionmaker(engine)) as session:
         _, secret = create_token(session, user_name="alice", token_name="verify", scopes=("read", "verify"))
     engine.dispose()
     with Client(url=live_api.url, token=secret, home=tmp_path / "v") as verifier:
         with pytest.raises(ConflictError) as own_task:
-            verifier.verify_on(ticket["id"], task="fashion-mnist")
+            verifier.verify_on(ticket.id, task="fashion-mnist")
         assert own_task.value.code == "same_task"
         recipe = {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "steps": 10}
-        queued = verifier.verify_on(ticket["id"], task="mnist", recipe=recipe)
-    assert (queued["task"], queued["state"], queued["recipe"]["optimizer"]) == ("mnist", "queued", "sgd")
-    assert len(client.ticket(ticket["id"])["verifications"]) == 2
+        queued = verifier.verify_on(ticket.id, task="mnist", recipe=recipe)
+    assert (queued.task, queued.state, queued.recipe["optimizer"]) == ("mnist", "queued", "sgd")
+    assert len(client.ticket(ticket.id).verifications) == 2
 
 
 def test_a_malicious_ticket_id_from_the_server_never_names_a_file(tmp_path: Path) -> None:

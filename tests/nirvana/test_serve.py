@@ -41,8 +41,8 @@ class Serve:
             self.output.append(line)
             self.lines.put(line)
 
-    def token(self, timeout: float = 120) -> str:
-        """The token printed in the banner."""
+    def line(self, prefix: str, timeout: float = 120) -> str:
+        """The next printed line that starts with ``prefix`` (spaces aside)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -50,9 +50,13 @@ class Serve:
             except queue.Empty:
                 assert self.process.poll() is None, "".join(self.output)
                 continue
-            if line.strip().startswith("Token"):
-                return line.split()[-1]
-        raise AssertionError("no token printed:\n" + "".join(self.output))
+            if line.strip().startswith(prefix):
+                return line.strip()
+        raise AssertionError(f"no {prefix!r} printed:\n" + "".join(self.output))
+
+    def token(self) -> str:
+        """The token printed in the banner."""
+        return self.line("Token").split()[-1]
 
     def interrupt(self, timeout: float = 15) -> int:
         self.process.send_signal(signal.SIGINT)
@@ -86,7 +90,10 @@ def test_serve_runs_everything_stops_on_ctrl_c_and_finds_its_data_again(embedded
     serve = Serve(embedded_home, free_port)
     try:
         token = serve.token()
-        wait_healthy(url)
+        # The banner comes once the port accepts connections, and says how to use it:
+        # one request, no waiting, must be answered.
+        assert serve.line("export NIRVANA_URL=") == f"export NIRVANA_URL={url}"
+        assert httpx.get(f"{url}/api/v1/health", timeout=10).status_code == 200
         auth = {"Authorization": f"Bearer {token}"}
         # The printed token passes authentication: 404 for the missing job, not 401.
         cancel = httpx.post(f"{url}/api/v1/verifications/{uuid.uuid4()}/cancel", headers=auth)

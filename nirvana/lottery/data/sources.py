@@ -33,5 +33,8 @@ class FileSource:
         folder = self.find_or_none(candidates)
         if folder is None:
             looked = ", ".join(str(c) for c in candidates)
-            raise TaskUnavailableError(f"{self.subdir} data not found (looked in {looked}); {self.placement_hint()}")
+            raise TaskUnavailableError(
+                f"{self.subdir} data not found (looked in {looked}); run `nirvana data fetch {self.subdir}`, "
+                f"or {self.placement_hint()}"
+            )
         return folder

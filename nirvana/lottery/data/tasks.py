@@ -149,15 +149,16 @@ def _file_entry(spec: TaskSpec, source: DataSource) -> _Entry:
 
 
 def _candidates(subdir: str, data_dir: Path | None, default: Path) -> list[Path]:
-    """Folders to look in: ``data_dir/subdir`` when ``data_dir`` is given, else the
-    system ``default``. The core reads no environment variable: the server's settings
-    and the CLI (``NIRVANA_DATA_DIR``, ``--data-dir``) pass ``data_dir``.
+    """Folders to look in, in order: ``data_dir/subdir`` when ``data_dir`` is given
+    (the server's settings and the CLI pass ``nirvana.paths.default_data_dir()``, where
+    ``nirvana data fetch`` puts the files), then the system ``default`` (e.g. Debian's
+    ``/usr/share/datasets``). The core reads no environment variable.
 
     Never the data directory itself: MNIST and Fashion-MNIST files have the same names,
     so files lying loose there could be served as either task."""
     if data_dir is not None:
         return [Path(data_dir) / subdir]
-    return [default]
+    return ([Path(data_dir) / subdir] if data_dir is not None else []) + [default]
 
 
 _register(
