@@ -71,11 +71,16 @@ def test_fashion_mnist_reads_data_dir_argument(tmp_path: Path) -> None:
         load_task("fashion-mnist", data_dir=tmp_path)
 
 
-def test_absent_fashion_mnist(tmp_path: Path) -> None:
-    assert is_available("fashion-mnist", data_dir=tmp_path) is False
+def test_absent_mnist(tmp_path: Path) -> None:
+    assert is_available("mnist", data_dir=tmp_path) is False
     with pytest.raises(TaskUnavailableError) as info:
-        load_task("fashion-mnist", data_dir=tmp_path)
+        load_task("mnist", data_dir=tmp_path)
     assert info.value.code == "task_unavailable"
+
+
+def test_a_data_dir_without_the_task_falls_back_to_the_system_folder(tmp_path: Path) -> None:
+    # Debian's dataset-fashion-mnist (installed by `make test`) is found after data_dir.
+    assert is_available("fashion-mnist", data_dir=tmp_path)
 
 
 def test_digits_split() -> None:
@@ -137,4 +142,3 @@ def test_loose_files_in_the_data_dir_are_no_task(tmp_path: Path, monkeypatch: py
     # could be either, so neither task takes them.
     write_idx_set(tmp_path, 3, 1, gz=False)
     assert not is_available("mnist", data_dir=tmp_path)
-    assert not is_available("fashion-mnist", data_dir=tmp_path)

@@ -156,8 +156,6 @@ def _candidates(subdir: str, data_dir: Path | None, default: Path) -> list[Path]
 
     Never the data directory itself: MNIST and Fashion-MNIST files have the same names,
     so files lying loose there could be served as either task."""
-    if data_dir is not None:
-        return [Path(data_dir) / subdir]
     return ([Path(data_dir) / subdir] if data_dir is not None else []) + [default]
 
 
