@@ -10,6 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.deps import SessionDep, StorageDep
 from api.errors import ProblemError
+from api.forms import Form, form_sha
 from api.tickets import ticket_or_404
 from db.blobs import read_range
 
@@ -39,15 +40,19 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
+def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep, storage: StorageDep,
+              form: Form = "dense") -> Response:
     ticket = ticket_or_404(session, ref)
-    sha = ticket.mask_sha256 if kind == "mask" else ticket.init_sha256
+    try:
+        sha, filename = form_sha(session, storage, ticket, kind, form)
+    except ValueError as exc:
+        raise ProblemError(422, "invalid_format", str(exc)) from None
     etag = f'"{sha}"'
     headers = {
         "ETag": etag,
         "Cache-Control": _CACHE_FOREVER,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": f'attachment; filename="{kind}.safetensors"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
         "X-Checksum-Sha256": sha,
     }
     if_none_match = request.headers.get("if-none-match", "")
@@ -73,12 +78,17 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
 
 
 @router.api_route("/tickets/{ref}/mask", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_mask(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
-    """``mask.safetensors``. ``ETag`` is its sha256; honours ``If-None-Match`` and ``Range``."""
-    return _download("mask", ref, request, session, storage)
+def download_mask(ref: str, request: Request, session: SessionDep, storage: StorageDep,
+                  format: Literal["dense", "packed"] = "dense") -> Response:
+    """``mask.safetensors``, or with ``format=packed`` the entropy-coded mask
+    (``mask.packed.safetensors``). ``ETag`` is the served file's sha256; honours
+    ``If-None-Match`` and ``Range``."""
+    return _download("mask", ref, request, session, storage, format)
 
 
 @router.api_route("/tickets/{ref}/init", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_init(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
-    """``init.safetensors`` (generated from the seed at upload for seed-only tickets)."""
-    return _download("init", ref, request, session, storage)
+def download_init(ref: str, request: Request, session: SessionDep, storage: StorageDep,
+                  format: Literal["dense", "kept"] = "dense") -> Response:
+    """``init.safetensors`` (generated from the seed at upload for seed-only tickets),
+    or with ``format=kept`` the kept values only (``init.kept.safetensors``)."""
+    return _download("init", ref, request, session, storage, format)

@@ -69,6 +69,7 @@ class TicketFilters:
     min_sparsity: float | None = None
     max_sparsity: float | None = None
     verified: bool | None = None
+    max_params: int | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
@@ -78,6 +79,8 @@ class TicketFilters:
             clauses.append(Ticket.architecture == self.architecture)
         if self.tag is not None:
             clauses.append(Ticket.tags.contains([self.tag]))
+        if self.max_params is not None:
+            clauses.append(Ticket.parameters_kept <= self.max_params)
         # sparsity = 1 - density; filter on the indexed column.
         if self.min_sparsity is not None:
             clauses.append(Ticket.density <= 1 - self.min_sparsity)
