@@ -102,6 +102,9 @@ def test_footprint_and_max_params(client: TestClient, auth: dict[str, str]) -> N
     assert fp["bytes"]["compact"] < fp["bytes"]["stored"]
     assert fp["wire"]["mask"]["packed"] == len(client.get(small["links"]["mask_packed"]).content)
     assert fp["compact"]["parameters"] < fp["parameters"]
+    page = client.get(f"/tickets/{small['id']}").text
+    assert 'id="footprint"' in page and "mask?format=packed" in page and f"{fp['bytes']['compact']:,}" in page
+    assert f"{fp['parameters_kept']:,} of {fp['parameters']:,}" in page
     limit = fp["parameters_kept"]
     ids = [t["id"] for t in client.get("/api/v1/tickets", params={"max_params": limit}).json()["items"]]
     assert small["id"] in ids and big["id"] not in ids

@@ -130,3 +130,11 @@ def test_truncated_and_foreign_files_are_refused() -> None:
         decode_init(encode_init(init, mask), {"w": ~mask["w"]})
     with pytest.raises(InvalidSafetensorsError):
         decode_init(dump_tensors(init), mask)
+
+
+def test_compact_files_are_one_byte_string_per_content() -> None:
+    # content-addressed: safetensors writes metadata in hash order; dump_tensors sorts it
+    mask = {"w": torch.rand(40, 40) < 0.05}
+    meta = {"format_version": "1", "architecture": "lenet_300_100"}
+    assert len({encode_mask(mask, meta) for _ in range(8)}) == 1
+    assert len({encode_init({"w": torch.ones(40, 40)}, mask, meta) for _ in range(8)}) == 1
