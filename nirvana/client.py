@@ -27,6 +27,7 @@ import httpx
 
 from nirvana import paths
 from nirvana.cache import BlobCache
+from nirvana.decoding import fetch_compact, supports_compact
 from nirvana.loading import build_pruned_model, is_uuid, manifest_of, relative_link, tensor_bytes
 from nirvana.progress import bytes_bar
 from nirvana.transport import send
@@ -332,7 +333,9 @@ class Client:
 
     # --- downloads --------------------------------------------------------------
 
-    def download(self, id: str, out_dir: str | Path | None = None, *, progress: bool = False) -> Path:
+    def download(
+        self, id: str, out_dir: str | Path | None = None, *, progress: bool = False, format: str = "compact"
+    ) -> Path:
         """Write ``ticket.json``, ``mask.safetensors`` and ``init.safetensors`` of a
         ticket into a folder that ``push`` and ``TicketFolder.read`` accept.
 
@@ -340,6 +343,9 @@ class Client:
             id: the full id or a unique prefix of at least 12 characters.
             out_dir: the folder (created if needed; default ``./<short id>``).
             progress: show download progress on stderr.
+            format: ``"compact"`` fetches the packed mask and the kept init (or
+                regenerates a seed's init) and rebuilds the dense files, digest-checked
+                (:mod:`nirvana.decoding`); ``"dense"`` fetches the dense files.
 
         Returns:
             The folder.
@@ -348,7 +354,7 @@ class Client:
             TicketNotFoundError, DigestMismatchError, OfflineError (offline and not
             cached), ServerUnreachableError.
         """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=progress)
+        ticket, mask_path, init_path = self._fetch_all(id, progress=progress, format=format, exact=True)
         out = Path(out_dir) if out_dir is not None else Path.cwd() / ticket["id"][:12]
         out.mkdir(parents=True, exist_ok=True)
         (out / "ticket.json").write_text(json.dumps(manifest_of(ticket), indent=2) + "\n")
@@ -356,7 +362,9 @@ class Client:
         shutil.copyfile(init_path, out / "init.safetensors")
         return out
 
-    def load(self, id: str, *, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    def load(
+        self, id: str, *, device: str = "cpu", format: str = "compact"
+    ) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
         """The ticket as a PyTorch model, in one call.
 
         Downloads (or reads from the cache) the mask and init, builds the architecture
@@ -367,6 +375,8 @@ class Client:
         Args:
             id: the full id or a unique prefix of at least 12 characters.
             device: where to put the model and the mask.
+            format: as in :meth:`download`; compact loads may give pruned weights
+                as zeros (the masked model is the same either way).
 
         Returns:
             ``(model, mask)``; ``mask`` maps parameter names to BOOL tensors.
@@ -375,26 +385,38 @@ class Client:
             As :meth:`download`; ``lottery`` errors if the files do not fit the
             architecture.
         """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=False)
+        ticket, mask_path, init_path = self._fetch_all(id, progress=False, format=format, exact=False)
         return build_pruned_model(ticket, mask_path, init_path, device=device)
 
-    def _fetch_all(self, id: str, *, progress: bool) -> tuple[dict[str, Any], Path, Path]:
+    def _fetch_all(
+        self, id: str, *, progress: bool, format: str = "dense", exact: bool = True
+    ) -> tuple[dict[str, Any], Path, Path]:
+        if format not in ("compact", "dense"):
+            raise ValueError(f"format must be 'compact' or 'dense', not {format!r}")
         ticket = self.ticket(id)
+        if format == "compact" and supports_compact(ticket):
+            mask_path, init_path = fetch_compact(
+                self.cache, ticket, lambda kind, link: self._fetch(ticket, kind, link, progress=progress), exact=exact
+            )
+            return ticket, mask_path, init_path
         full = ticket["id"]
-        found = []
-        for kind in ("mask", "init"):
-            link = ticket.get("links", {}).get(kind) or f"/api/v1/tickets/{full}/{kind}"
-            bar = bytes_bar(f"{ticket['short_id']} {kind}") if progress and not self.offline else None
-            try:
-                found.append(
-                    self.cache.fetch(
-                        self._http, relative_link(link), ticket_id=full, kind=kind, offline=self.offline,
-                        on_bytes=bar.update_to if bar is not None else None,
-                    )  # fmt: skip
-                )
-            except httpx.TransportError as exc:
-                raise ServerUnreachableError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
-            finally:
-                if bar is not None:
-                    bar.close()
+        found = [
+            self._fetch(ticket, kind, ticket.get("links", {}).get(kind) or f"/api/v1/tickets/{full}/{kind}", progress=progress)
+            for kind in ("mask", "init")
+        ]
         return ticket, found[0], found[1]
+
+    def _fetch(self, ticket: dict[str, Any], kind: str, link: str, *, progress: bool) -> Path:
+        """The verified cached file behind ``link``, remembered as ``kind`` in the ref."""
+        full = ticket["id"]
+        bar = bytes_bar(f"{ticket['short_id']} {kind}") if progress and not self.offline else None
+        try:
+            return self.cache.fetch(
+                self._http, relative_link(link), ticket_id=full, kind=kind, offline=self.offline,
+                on_bytes=bar.update_to if bar is not None else None,
+            )  # fmt: skip
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
+        finally:
+            if bar is not None:
+                bar.close()
