@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from nirvana.commands import find, openlth, server, tickets
+from nirvana.commands import export, find, openlth, server, tickets
 from nirvana.commands._common import EXIT_ERROR, EXIT_USAGE
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE", "app", "main"]
@@ -30,6 +30,7 @@ server.register(app)
 tickets.register(app)
 find.register(app)
 openlth.register(app)
+export.register(app)
 
 
 def main() -> None:
