@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from nirvana.commands import export, find, openlth, server, tickets
+from nirvana.commands import export, find, openlth, server, tickets, train
 from nirvana.commands._common import EXIT_ERROR, EXIT_USAGE
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE", "app", "main"]
@@ -31,6 +31,7 @@ tickets.register(app)
 find.register(app)
 openlth.register(app)
 export.register(app)
+train.register(app)
 
 
 def main() -> None:
