@@ -165,6 +165,7 @@ class Client:
         sort: str | None = None,
         limit: int | None = None,
         page_size: int = 100,
+        max_params: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Tickets matching every filter given, following ``next_cursor`` page by page.
 
@@ -174,6 +175,7 @@ class Client:
             sort: ``-sparsity``, ``-accuracy`` or ``-created`` (the server's default).
             limit: stop after this many tickets (default: all of them).
             page_size: tickets per request (the server caps it at 200).
+            max_params: at most this many parameters kept (``footprint.parameters_kept``).
 
         Returns:
             An iterator of ticket summaries; pages are fetched as it is consumed.
@@ -183,7 +185,7 @@ class Client:
         """
         params: dict[str, Any] = {
             "task": task, "arch": arch, "tag": tag, "min_sparsity": min_sparsity,
-            "max_sparsity": max_sparsity, "sort": sort,
+            "max_sparsity": max_sparsity, "sort": sort, "max_params": max_params,
         }  # fmt: skip
         if verified is not None:
             params["verified"] = "true" if verified else "false"

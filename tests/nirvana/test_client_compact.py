@@ -72,6 +72,9 @@ def test_digests_that_do_not_hash_to_the_id_are_refused(client: Client) -> None:
     files = make_ticket(density=0.2, mask_seed=8)
     ticket = client.upload(files.manifest, files.mask)
     check_digests_prove_id(ticket)
+    kept = ticket["footprint"]["parameters_kept"]
+    assert [t["id"] for t in client.tickets(max_params=kept)] == [ticket["id"]]
+    assert list(client.tickets(max_params=kept - 1)) == []
     forged = {**ticket, "digests": {**ticket["digests"], "mask": "0" * 64}}
     with pytest.raises(DigestMismatchError):
         check_digests_prove_id(forged)
