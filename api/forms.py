@@ -44,7 +44,8 @@ def form_sha(session: Session, storage: BlobStorage, ticket: Ticket, kind: Kind,
 
 
 def _derive(session: Session, storage: BlobStorage, ticket: Ticket) -> None:
-    """Store the compact files of a ticket that has only dense ones, and commit."""
+    """Store the compact files of a ticket that has only dense ones and name them in
+    its row (flushed; the request's unit of work commits before the response)."""
     with storage.open(ticket.mask_sha256) as handle:
         mask = load_tensors(handle.read())
     with storage.open(ticket.init_sha256) as handle:
@@ -59,4 +60,4 @@ def _derive(session: Session, storage: BlobStorage, ticket: Ticket) -> None:
         record_blob(session, sha256=shas[kind], size=len(data), media_type=SAFETENSORS)
     ticket.mask_packed_sha256, ticket.init_kept_sha256 = shas["mask"], shas["init"]
     ticket.init_kept_digest = tensors_digest(masked_init(init, mask))
-    session.commit()
+    session.flush()
