@@ -58,6 +58,18 @@ def test_compact_model_computes_the_masked_function(arch: str, shape: tuple[int,
         assert small.config["convs"][0] < 64 or for_training  # input-dead channels fold away (bias into the next)
 
 
+@pytest.mark.parametrize(("arch", "shape"), [("lenet_300_100", (1, 28, 28)), ("conv2", (1, 28, 28))])
+def test_a_full_mask_compacts_to_the_same_network_without_gathers(arch: str, shape: tuple[int, ...]) -> None:
+    init, _ = _ticket(arch, shape, 1.0)
+    mask = {n: torch.ones_like(t, dtype=torch.bool) for n, t in init.items() if n.endswith("weight")}
+    small = compact(arch, shape, 10, init, mask, for_training=True)
+    model = small.module()
+    assert not model.select_input and not model.select_flat
+    assert small.parameters == sum(t.numel() for t in init.values())
+    x = torch.randn(4, *shape)
+    torch.testing.assert_close(model(x), _masked_model(arch, shape, init, mask)(x), rtol=1e-5, atol=1e-5)
+
+
 def test_for_training_the_compact_model_trains_like_the_masked_one() -> None:
     arch, shape = "lenet_300_100", (1, 28, 28)
     init, mask = _ticket(arch, shape, 0.03)

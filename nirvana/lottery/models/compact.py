@@ -22,6 +22,7 @@ The result is a ``CompactNet`` built from a JSON ``config`` (``build_compact``);
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,10 +60,15 @@ class CompactNet(nn.Module):
         self.register_buffer("input_index", torch.tensor(config["input_index"], dtype=torch.long), persistent=False)
         self.register_buffer("flatten_index", torch.tensor(config.get("flatten_index") or [], dtype=torch.long), persistent=False)
         self.pools = list(config.get("pool", []))
+        # An index that keeps every feature in order is skipped: a gather costs time.
+        full_inputs = config["input_shape"][0] if self.pools else math.prod(config["input_shape"])
+        self.select_input = config["input_index"] != list(range(full_inputs))
         c = len(config["input_index"])
         for i, out in enumerate(config.get("convs", [])):
             setattr(self, f"conv{i + 1}", nn.Conv2d(c, out, kernel_size=3, padding=1))
             c = out
+        flat = c * int(config.get("flatten_positions", 0))
+        self.select_flat = bool(self.pools) and config["flatten_index"] != list(range(flat))
         sizes = [len(config["flatten_index"]) if self.pools else c, *config["linears"]]
         for i in range(len(sizes) - 1):
             setattr(self, f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
@@ -70,14 +76,16 @@ class CompactNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pools:
-            x = x.index_select(1, self.input_index)
+            x = x.index_select(1, self.input_index) if self.select_input else x
             for i, pool in enumerate(self.pools):
                 x = F.relu(getattr(self, f"conv{i + 1}")(x))
                 if pool:
                     x = F.max_pool2d(x, kernel_size=2, stride=2)
-            x = x.flatten(1).index_select(1, self.flatten_index)
+            x = x.flatten(1)
+            x = x.index_select(1, self.flatten_index) if self.select_flat else x
         else:
-            x = x.flatten(1).index_select(1, self.input_index)
+            x = x.flatten(1)
+            x = x.index_select(1, self.input_index) if self.select_input else x
         for i in range(1, self.fc_depth):
             x = F.relu(getattr(self, f"fc{i}")(x))
         out: torch.Tensor = getattr(self, f"fc{self.fc_depth}")(x)
@@ -241,6 +249,7 @@ def _assemble(architecture: str, input_shape: tuple[int, ...], layers: list[_Lay
         "convs": [int(keep[i].sum()) for i in range(n_conv)],
         "pool": [layers[i].pool for i in range(n_conv)],
         "flatten_index": flatten_index,
+        "flatten_positions": spatial,  # per channel, where fc1 reads the convs
         "linears": [int(keep[i].sum()) for i in range(n_conv, len(layers))],
     }
     return CompactModel(config, state, masks)
