@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from nirvana.commands import account, cache, cite, data, export, find, openlth, server, tickets
+from nirvana.commands import account, cache, cite, data, export, find, openlth, server, tickets, train
 
 __all__ = ["app", "main"]
 
@@ -52,6 +52,7 @@ cache.register(app)
 cite.register(app)
 data.register(app)
 export.register(app)
+train.register(app)
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.deps import SessionDep, StorageDep
 from api.errors import ProblemError
-from api.tickets import blob_digests_or_404
+from api.forms import COMPACT, Form, form_sha
+from api.tickets import blob_digests_or_404, ticket_or_404
 from db.blobs import read_range
 from db.repositories.tickets import BlobDigests
 
@@ -42,6 +43,9 @@ class DigestCache:
         if found is not None:
             self.entries.move_to_end(found.ticket_id)
         return found
+
+    def forget(self, ticket_id: str) -> None:
+        self.entries.pop(ticket_id, None)
 
     def put(self, digests: BlobDigests) -> None:
         self.entries[digests.ticket_id] = digests
@@ -77,15 +81,33 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
+def _file(kind: Literal["mask", "init"], form: Form, ref: str, request: Request, session: SessionDep,
+          storage: StorageDep) -> tuple[str, str]:
+    """(sha256, download name) of ``kind`` in ``form``. Dense files and compact files
+    already stored are answered from the per-process cache; a compact file not yet
+    derived is derived once (``api.forms``) and the cache entry renewed."""
     digests = _digests(request, session, ref)
-    sha = digests.mask_sha256 if kind == "mask" else digests.init_sha256
+    if form == "dense":
+        return (digests.mask_sha256 if kind == "mask" else digests.init_sha256), f"{kind}.safetensors"
+    if COMPACT[kind] != form:
+        raise ProblemError(422, "invalid_format", f"the {kind} comes as dense or {COMPACT[kind]}, not {form}")
+    sha = digests.mask_packed_sha256 if kind == "mask" else digests.init_kept_sha256
+    if sha is None:
+        sha, _ = form_sha(session, storage, ticket_or_404(session, digests.ticket_id), kind, form)
+        cache: DigestCache = request.app.state.digest_cache
+        cache.forget(digests.ticket_id)
+    return sha, f"{kind}.{form}.safetensors"
+
+
+def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep, storage: StorageDep,
+              form: Form = "dense") -> Response:
+    sha, filename = _file(kind, form, ref, request, session, storage)
     etag = f'"{sha}"'
     headers = {
         "ETag": etag,
         "Cache-Control": _CACHE_FOREVER,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": f'attachment; filename="{kind}.safetensors"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
         "X-Checksum-Sha256": sha,
     }
     if_none_match = request.headers.get("if-none-match", "")
@@ -111,12 +133,17 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
 
 
 @router.api_route("/tickets/{ref}/mask", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_mask(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
-    """``mask.safetensors``. ``ETag`` is its sha256; honours ``If-None-Match`` and ``Range``."""
-    return _download("mask", ref, request, session, storage)
+def download_mask(ref: str, request: Request, session: SessionDep, storage: StorageDep,
+                  format: Literal["dense", "packed"] = "dense") -> Response:
+    """``mask.safetensors``, or with ``format=packed`` the entropy-coded mask
+    (``mask.packed.safetensors``). ``ETag`` is the served file's sha256; honours
+    ``If-None-Match`` and ``Range``."""
+    return _download("mask", ref, request, session, storage, format)
 
 
 @router.api_route("/tickets/{ref}/init", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_init(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
-    """``init.safetensors`` (generated from the seed at upload for seed-only tickets)."""
-    return _download("init", ref, request, session, storage)
+def download_init(ref: str, request: Request, session: SessionDep, storage: StorageDep,
+                  format: Literal["dense", "kept"] = "dense") -> Response:
+    """``init.safetensors`` (generated from the seed at upload for seed-only tickets),
+    or with ``format=kept`` the kept values only (``init.kept.safetensors``)."""
+    return _download("init", ref, request, session, storage, format)

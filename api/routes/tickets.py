@@ -69,6 +69,7 @@ def read_tickets(
     min_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     verified: bool | None = None,
+    max_params: Annotated[int | None, Query(ge=0, description="at most this many parameters kept (footprint.parameters_kept)")] = None,
     sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "-created",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
@@ -78,7 +79,8 @@ def read_tickets(
     if sort not in SORTS:
         raise ProblemError(422, "invalid_sort", f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     filters = TicketFilters(
-        task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity, verified=verified
+        task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity, verified=verified,
+        max_params=max_params,
     )
     try:
         rows, next_cursor = list_tickets(session, filters, sort=sort, limit=limit, cursor=cursor)

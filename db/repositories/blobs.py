@@ -41,9 +41,9 @@ def referenced_digests(session: Session, digests: list[str]) -> set[str]:
     """Which of ``digests`` some ticket names."""
     if not digests:
         return set()
-    mask = select(Ticket.mask_sha256).where(Ticket.mask_sha256.in_(digests))
-    init = select(Ticket.init_sha256).where(Ticket.init_sha256.in_(digests))
-    return set(session.scalars(mask.union(init)))
+    columns = (Ticket.mask_sha256, Ticket.init_sha256, Ticket.mask_packed_sha256, Ticket.init_kept_sha256)
+    selects = [select(column).where(column.in_(digests)) for column in columns]
+    return {sha for sha in session.scalars(selects[0].union(*selects[1:])) if sha is not None}
 
 
 def lock_blob(session: Session, sha256: str) -> None:

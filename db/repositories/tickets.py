@@ -58,17 +58,21 @@ def find_ticket(session: Session, ref: str, *, with_details: bool = False) -> Ti
 
 @dataclass(frozen=True)
 class BlobDigests:
-    """What a download needs of a ticket: its id and the digests of its two files."""
+    """What a download needs of a ticket: its id and the digests of its files, the
+    compact ones None until stored (``api.forms``)."""
 
     ticket_id: str
     mask_sha256: str
     init_sha256: str
+    mask_packed_sha256: str | None
+    init_kept_sha256: str | None
 
 
 def find_blob_digests(session: Session, ref: str) -> BlobDigests | None:
-    """``find_ticket`` for downloads: three short columns, not the whole row. Raises
+    """``find_ticket`` for downloads: five short columns, not the whole row. Raises
     as ``find_ticket`` does."""
-    row = _one_by_ref(session, select(Ticket.id, Ticket.mask_sha256, Ticket.init_sha256), ref)
+    columns = (Ticket.id, Ticket.mask_sha256, Ticket.init_sha256, Ticket.mask_packed_sha256, Ticket.init_kept_sha256)
+    row = _one_by_ref(session, select(*columns), ref)
     return None if row is None else BlobDigests(*row)
 
 
@@ -92,6 +96,7 @@ class TicketFilters:
     min_sparsity: float | None = None
     max_sparsity: float | None = None
     verified: bool | None = None
+    max_params: int | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
@@ -101,6 +106,8 @@ class TicketFilters:
             clauses.append(Ticket.architecture == self.architecture)
         if self.tag is not None:
             clauses.append(Ticket.tags.contains([self.tag]))
+        if self.max_params is not None:
+            clauses.append(Ticket.parameters_kept <= self.max_params)
         # sparsity = 1 - density; filter on the indexed column.
         if self.min_sparsity is not None:
             clauses.append(Ticket.density <= 1 - self.min_sparsity)

@@ -120,25 +120,25 @@ def _partial(client: Client, ticket_id: str, data: bytes, digest: str) -> Path:
 
 def test_an_interrupted_download_resumes(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    mask = (client.download(ticket.id, tmp_path / "full") / "mask.safetensors").read_bytes()
+    mask = (client.download(ticket.id, tmp_path / "full", format="dense") / "mask.safetensors").read_bytes()
     digest = hashlib.sha256(mask).hexdigest()
     (client.cache.blobs / digest).unlink()
     part = _partial(client, ticket.id, mask[: len(mask) // 2], digest)
-    out = client.download(ticket.id, tmp_path / "resumed")
+    out = client.download(ticket.id, tmp_path / "resumed", format="dense")
     assert (out / "mask.safetensors").read_bytes() == mask
     assert not part.exists()
 
 
 def test_a_corrupt_download_is_refused_and_removed(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    mask = (client.download(ticket.id, tmp_path / "full") / "mask.safetensors").read_bytes()
+    mask = (client.download(ticket.id, tmp_path / "full", format="dense") / "mask.safetensors").read_bytes()
     digest = hashlib.sha256(mask).hexdigest()
     (client.cache.blobs / digest).unlink()
     part = _partial(client, ticket.id, b"\0" * (len(mask) // 2), digest)  # wrong bytes, resumed
     with pytest.raises(DigestMismatchError):
-        client.download(ticket.id, tmp_path / "bad")
+        client.download(ticket.id, tmp_path / "bad", format="dense")
     assert not part.exists() and not (client.cache.blobs / digest).exists()
-    out = client.download(ticket.id, tmp_path / "retry")  # the next try starts afresh
+    out = client.download(ticket.id, tmp_path / "retry", format="dense")  # the next try starts afresh
     assert (out / "mask.safetensors").read_bytes() == mask
 
 

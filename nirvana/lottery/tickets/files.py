@@ -157,4 +157,18 @@ def dump_tensors(
     """Serialise ``tensors`` (copied to contiguous CPU tensors) as safetensors bytes."""
     # clone() so tensors sharing storage (tied weights, views) serialise independently.
     plain = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    return bytes(_st_save(plain, metadata=dict(metadata) if metadata else None))
+    data = bytes(_st_save(plain, metadata=dict(metadata) if metadata else None))
+    return _sorted_metadata(data) if metadata and len(metadata) > 1 else data
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """``data`` with its ``__metadata__`` keys sorted. safetensors writes them in hash
+    order, which differs between runs; content-addressed files need one byte string
+    per content. The header keeps its length (same characters, space padding)."""
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > n:  # not expected; the file is valid either way
+        return data
+    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
