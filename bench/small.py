@@ -45,7 +45,8 @@ from nirvana.lottery.pruning.masks import dense_mask  # noqa: E402
 from nirvana.lottery.tickets.compact import encode_init, encode_mask, entropy_bits  # noqa: E402
 from nirvana.lottery.tickets.files import dump_tensors  # noqa: E402
 from nirvana.lottery.tickets.manifest import file_metadata  # noqa: E402
-from nirvana.lottery.training.loop import Recipe, train  # noqa: E402
+from nirvana.lottery.training.loop import train  # noqa: E402
+from nirvana.lottery.training.recipes import Recipe  # noqa: E402
 
 LENET, TASK = "lenet_300_100", "fashion-mnist"
 DENSITIES = (0.2, 0.05, 0.02)

@@ -71,8 +71,6 @@ def _ticket_fields(ticket: Ticket) -> dict[str, Any]:
             "self": base, "mask": f"{base}/mask", "init": f"{base}/init",
             "mask_packed": f"{base}/mask?format=packed", "init_kept": f"{base}/init?format=kept",
         },  # fmt: skip
-        "digests": {"mask": ticket.mask_digest, "init": ticket.init_digest, "init_kept": ticket.init_kept_digest},
-        "footprint": ticket.footprint,
     }
 
 
@@ -98,10 +96,6 @@ class TicketSummary(BaseModel):
     winning: bool | None
     created_at: dt.datetime
     links: TicketLinks
-    digests: DigestsRead
-    #: parameters, MACs, bytes per form, the compact model (``nirvana.lottery.tickets.footprint``);
-    #: None for tickets stored before footprints existed.
-    footprint: dict[str, Any] | None
 
     @model_validator(mode="before")
     @classmethod
@@ -110,8 +104,13 @@ class TicketSummary(BaseModel):
 
 
 class TicketRead(TicketSummary):
-    """Everything about one ticket, with its verifications."""
+    """Everything about one ticket, with its verifications. (Lists leave out the digests
+    and the footprint: they load only the columns they show.)"""
 
+    digests: DigestsRead
+    #: parameters, MACs, bytes per form, the compact model (``nirvana.lottery.tickets.footprint``);
+    #: None for tickets stored before footprints existed.
+    footprint: dict[str, Any] | None
     recipe: dict[str, Any]
     description: str
     license: str
@@ -128,6 +127,8 @@ class TicketRead(TicketSummary):
             return value
         return {
             **_ticket_fields(value),
+            "digests": {"mask": value.mask_digest, "init": value.init_digest, "init_kept": value.init_kept_digest},
+            "footprint": value.footprint,
             "recipe": value.recipe,
             "description": value.description,
             "license": value.license,

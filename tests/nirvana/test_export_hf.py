@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from db.session import make_engine
 from nirvana import Client
 from nirvana.cli import app
-from nirvana.lottery.tickets.manifest import load_tensors
+from nirvana.lottery.tickets.files import load_tensors
 from tests.nirvana.conftest import LiveApi
 from tests.support.tickets import make_ticket
 
