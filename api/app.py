@@ -13,6 +13,8 @@ from fastapi_offline import FastAPIOffline
 from api.backpressure import InFlightLimitMiddleware, install_backpressure, size_thread_pool
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
+from api.observability import Metrics, ObservabilityMiddleware
+from api.observability import router as metrics_router
 from api.ratelimit import RateLimitMiddleware
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
@@ -69,8 +71,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     # Outermost: a request over the in-flight bound costs nothing but its 503.
     app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight)
+    # Around everything, so refusals are counted, timed and carry a request id too.
+    app.state.metrics = Metrics()
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     for module in (health, tasks, architectures, tickets, downloads, verifications):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(metrics_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -103,8 +103,17 @@ def migrate(database_url: str) -> None:
 
 
 def configure_logging() -> None:
-    """INFO from our own loggers on stderr, so an operator sees workers claim jobs."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(name)s: %(message)s")
+    """INFO from our own loggers on stderr, so an operator sees workers claim jobs and
+    every request (``nirvana.access``): one JSON object a line, or plain text with
+    ``NIRVANA_LOG_FORMAT=text``."""
+    from service.logs import JsonFormatter
+
+    handler = logging.StreamHandler()
+    if os.environ.get("NIRVANA_LOG_FORMAT", "json") == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(processName)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Chatty at INFO about their internals (pg_ctl calls, alembic plugin setup).
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -201,6 +210,7 @@ def run_api(*, host: str, port: int, home: str | Path | None = None) -> None:
     docker-compose, where ``migrate`` and ``worker`` run as services of their own."""
     root = paths.home(home)
     sock = bind_socket(host, port)
+    configure_logging()
     _interrupt_on_sigterm()
     try:
         with find_database(root) as handle:
