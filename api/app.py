@@ -16,6 +16,7 @@ from api.limits import BodySizeLimitMiddleware
 from api.observability import Metrics, ObservabilityMiddleware
 from api.observability import router as metrics_router
 from api.ratelimit import RateLimitMiddleware
+from api.ratestores import make_store
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
 from api.routes.downloads import DigestCache
@@ -31,6 +32,8 @@ STATIC_DIR = Path(__file__).parent / "pages" / "static"
 def create_app(settings: ApiSettings) -> FastAPI:
     """A ready-to-serve app. The engine, sessions and blob storage are built in the
     lifespan and kept on ``app.state``; nothing is read from the environment here."""
+
+    rate_limits = make_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +52,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         try:
             yield
         finally:
+            await rate_limits.close()
             engine.dispose()
 
     # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs
@@ -68,6 +72,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         RateLimitMiddleware,
         api_per_minute=settings.rate_limit_api_per_minute,
         downloads_per_minute=settings.rate_limit_downloads_per_minute,
+        store=rate_limits,
     )
     # Outermost: a request over the in-flight bound costs nothing but its 503.
     app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from db.settings import StorageSettings
 
@@ -15,9 +16,15 @@ class ApiSettings(StorageSettings):
     max_upload_bytes: int = 256 * 1024 * 1024
     # Compute bound on one verification run; bigger recipes are refused at upload.
     max_steps: int = 100_000
-    # Requests a minute per client (token, else address), per API process; 0: no limit.
+    # Requests a minute per client (token, else address); 0: no limit.
     rate_limit_api_per_minute: int = 1200
     rate_limit_downloads_per_minute: int = 600
+    # Where the counters live: "memory" (this process only), "postgres" (every API
+    # process on the database) or "redis"; NIRVANA_REDIS_URL set means "redis".
+    rate_limit_store: Literal["memory", "postgres", "redis"] = "memory"
+    redis_url: str | None = None
+    # Names the counters in the shared store, so several deployments can share one.
+    rate_limit_prefix: str = "nirvana"
     # Requests served at once per API process; more are answered 503 with Retry-After.
     max_in_flight: int = 100
     # Database connections per API process: all kept open (no churn), none beyond.

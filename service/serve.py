@@ -106,13 +106,10 @@ def configure_logging() -> None:
     """INFO from our own loggers on stderr, so an operator sees workers claim jobs and
     every request (``nirvana.access``): one JSON object a line, or plain text with
     ``NIRVANA_LOG_FORMAT=text``."""
-    from service.logs import JsonFormatter
+    from service.logs import make_formatter
 
     handler = logging.StreamHandler()
-    if os.environ.get("NIRVANA_LOG_FORMAT", "json") == "text":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(processName)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(JsonFormatter())
+    handler.setFormatter(make_formatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Chatty at INFO about their internals (pg_ctl calls, alembic plugin setup).
     logging.getLogger("pgserver").setLevel(logging.WARNING)
@@ -173,8 +170,11 @@ def stop_workers(workers: list[BaseProcess], timeout: float = WORKER_STOP_SECOND
 # --- the command ------------------------------------------------------------------
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: str | Path | None = None) -> None:
-    """Run the API and ``workers`` verification workers until interrupted.
+def serve(
+    *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, api_workers: int = 1, home: str | Path | None = None
+) -> None:
+    """Run ``api_workers`` API processes on one port and ``workers`` verification
+    workers until interrupted.
 
     Returns normally after Ctrl-C or SIGTERM, with everything stopped.
 
@@ -193,8 +193,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: 
         token = ensure_local_token(handle.url, root)
         storage = {"database_url": handle.url, "home": root}
         children = start_workers(workers, storage)
-        _banner(host, port, token, root, handle, workers)
-        _run_uvicorn(sock, storage)
+        _banner(host, port, token, root, handle, workers, api_workers)
+        _run_uvicorn(sock, storage, api_workers)
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the SIGINT it handled once it has shut down
     finally:
@@ -205,7 +205,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: 
         print("nirvana: stopped", file=sys.stderr, flush=True)
 
 
-def run_api(*, host: str, port: int, home: str | Path | None = None) -> None:
+def run_api(*, host: str, port: int, api_workers: int = 1, home: str | Path | None = None) -> None:
     """Serve the HTTP API only (no migrations, no workers): the ``api`` service of
     docker-compose, where ``migrate`` and ``worker`` run as services of their own."""
     root = paths.home(home)
@@ -215,7 +215,7 @@ def run_api(*, host: str, port: int, home: str | Path | None = None) -> None:
     try:
         with find_database(root) as handle:
             print(f"nirvana api: listening on {_url(host, port)}", file=sys.stderr, flush=True)
-            _run_uvicorn(sock, {"database_url": handle.url, "home": root})
+            _run_uvicorn(sock, {"database_url": handle.url, "home": root}, api_workers)
     except KeyboardInterrupt:
         pass
     finally:
@@ -233,15 +233,29 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _run_uvicorn(sock: socket.socket, storage: dict[str, Any]) -> None:
+def _run_uvicorn(sock: socket.socket, storage: dict[str, Any], api_workers: int = 1) -> None:
+    """Serve the API on ``sock``: in this process, or in ``api_workers`` spawned
+    processes sharing it (uvicorn's supervisor restarts one that dies). The children
+    build their settings from the environment, so ``storage`` goes there; their rate
+    limits then must be shared, in PostgreSQL unless ``NIRVANA_RATE_LIMIT_STORE`` or
+    ``NIRVANA_REDIS_URL`` says otherwise."""
     import uvicorn
 
-    from api.app import create_app
-    from api.settings import ApiSettings
+    from service.logs import uvicorn_log_config
 
-    app = create_app(ApiSettings(**storage))
-    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    options: dict[str, Any] = {"log_config": uvicorn_log_config(), "access_log": False, "timeout_graceful_shutdown": 5}
+    if api_workers <= 1:
+        from api.app import create_app
+        from api.settings import ApiSettings
+
+        uvicorn.Server(uvicorn.Config(create_app(ApiSettings(**storage)), **options)).run(sockets=[sock])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ.update(DATABASE_URL=storage["database_url"], NIRVANA_HOME=str(storage["home"]))
+    os.environ.setdefault("NIRVANA_RATE_LIMIT_STORE", "postgres")
+    config = uvicorn.Config("api.main:app_from_env", factory=True, workers=api_workers, **options)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _url(host: str, port: int) -> str:
@@ -249,7 +263,7 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle, workers: int) -> None:
+def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle, workers: int, api_workers: int) -> None:
     url = _url(host, port)
     database = f"embedded PostgreSQL in {handle.data_dir}" if handle.embedded else "DATABASE_URL"
     lines = [
@@ -260,6 +274,7 @@ def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle
         f"               (write scope; also in {paths.token_file(home)})",
         f"  Database     {database}",
         f"  Workers      {workers}",
+        f"  API workers  {api_workers}",
         "  Stop with Ctrl-C.",
         "",
     ]

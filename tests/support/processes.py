@@ -57,7 +57,7 @@ def uvicorn_server(env: dict[str, str], log: Path) -> Iterator[str]:
         yield url
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
