@@ -34,5 +34,10 @@ class ApiSettings(StorageSettings):
     # Test each pooled connection before use (one round trip a request); off, a dead
     # connection fails one request and the pool is renewed.
     db_pre_ping: bool = False
+    # Downloads handed to nginx: the API checks, then answers X-Accel-Redirect to this
+    # internal location plus the blob's key (``/_blobs/`` with deploy/nginx.conf).
+    accel_redirect_prefix: str | None = None
+    # Downloads redirected (307) to this URL plus the blob's key: a bucket or a CDN.
+    blob_url_base: str | None = None
     data_dir: Path | None = None
     public_url: str | None = None
