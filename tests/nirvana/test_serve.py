@@ -68,7 +68,7 @@ class Serve:
             self.process.stdout.close()
 
 
-def wait_healthy(url: str, timeout: float = 20) -> None:
+def wait_healthy(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
