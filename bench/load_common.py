@@ -101,9 +101,11 @@ def ticket_files(architecture: str, task: str, *, density: float, mask_seed: int
     }
 
 
-# Clones of the uploaded tickets: other ids, densities, accuracies, ages and verdicts, the
+# Clones of the uploaded tickets (materialised first: a lateral scan of the table being
+# inserted into walks every new index entry, quadratic): other ids, densities, accuracies, ages and verdicts, the
 # same blobs and JSON documents (so rows are as wide as real ones), one verification each.
 _CLONE = """
+WITH t AS MATERIALIZED (SELECT *, row_number() OVER (ORDER BY id) - 1 AS n FROM tickets)
 INSERT INTO tickets (id, architecture, task, init_scheme, seed, rewind_step, init_digest, mask_digest, mask_sha256,
     init_sha256, manifest, recipe, claimed_accuracy, method, title, description, tags, license, parent_id, density,
     remaining, prunable, layers, accuracy, verified, verified_accuracy, winning, submitter_id, created_at)
@@ -114,7 +116,7 @@ SELECT encode(sha256(convert_to('bench' || g || t.id, 'UTF8')), 'hex'), t.archit
     CASE WHEN g %% 3 = 0 THEN 0.5 + random() * 0.45 END, CASE WHEN g %% 3 = 0 THEN g %% 2 = 0 END, t.submitter_id,
     now() - g * interval '7 seconds'
 FROM generate_series(1, %(count)s) AS g
-JOIN LATERAL (SELECT * FROM tickets ORDER BY id OFFSET g %% %(templates)s LIMIT 1) t ON true
+JOIN t ON t.n = g %% %(templates)s
 CROSS JOIN LATERAL (SELECT 0.005 + random() * 0.9 AS density) d
 """
 _VERIFY = """
@@ -123,7 +125,7 @@ INSERT INTO verifications (ticket_id, task, recipe, claimed_accuracy, state, att
 SELECT id, task, recipe, claimed_accuracy, CASE WHEN verified THEN 'succeeded' ELSE 'queued' END,
     CASE WHEN verified THEN 1 ELSE 0 END, CASE WHEN verified THEN 1 ELSE 0 END, created_at,
     CASE WHEN verified THEN created_at END, CASE WHEN verified THEN created_at + interval '20 minutes' END
-FROM tickets WHERE id NOT IN (SELECT ticket_id FROM verifications)
+FROM tickets WHERE NOT EXISTS (SELECT FROM verifications v WHERE v.ticket_id = tickets.id)
 """
 
 
