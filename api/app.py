@@ -11,12 +11,15 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from api.backpressure import InFlightLimitMiddleware, install_backpressure, size_thread_pool
+from api.backpressure import InFlightLimitMiddleware, size_thread_pool
 from api.callers import CallerIdentity
 from api.deps import get_caller
 from api.errors import install_error_handlers, install_outage_handlers
 from api.limits import BodySizeLimitMiddleware
+from api.observability import Metrics, ObservabilityMiddleware
+from api.observability import router as metrics_router
 from api.ratelimit import RateLimitMiddleware
+from api.ratestores import make_store
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
 from api.routes.downloads import DigestCache
@@ -33,6 +36,8 @@ STATIC_DIR = Path(__file__).parent / "pages" / "static"
 def create_app(settings: ApiSettings) -> FastAPI:
     """A ready-to-serve app. The engine, sessions and blob storage are built in the
     lifespan and kept on ``app.state``; nothing is read from the environment here."""
+
+    rate_limits = make_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +60,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             yield
         finally:
             monitor.stop()
+            await rate_limits.close()
             engine.dispose()
 
     # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs
@@ -68,7 +74,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.callers = CallerIdentity(settings.trusted_proxies)
     install_error_handlers(app)
-    install_backpressure(app)
     install_outage_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: a refused request costs no body read and no query.
@@ -77,12 +82,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
         api_per_minute=settings.rate_limit_api_per_minute,
         downloads_per_minute=settings.rate_limit_downloads_per_minute,
         identify=app.state.callers.key,
+        store=rate_limits,
     )
     # Outermost: a request over the in-flight bound costs nothing but its 503.
     app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight)
+    # Around everything, so refusals are counted, timed and carry a request id too.
+    app.state.metrics = Metrics()
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     for module in (health, tasks, architectures, tickets, downloads, verifications):
         # get_caller on every route: a bad token is 401 on reads too.
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_caller)])
+    app.include_router(metrics_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

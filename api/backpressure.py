@@ -14,9 +14,6 @@ database connection another request needs: the stall this module exists to preve
 from __future__ import annotations
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import problem_response
@@ -58,14 +55,3 @@ def size_thread_pool(max_in_flight: int) -> None:
     """One default-pool thread per admitted request (see the module docstring)."""
     limiter = anyio.to_thread.current_default_thread_limiter()
     limiter.total_tokens = max(limiter.total_tokens, max_in_flight + THREAD_HEADROOM)
-
-
-def install_backpressure(app: FastAPI) -> None:
-    """Answer a database pool that stayed exhausted past its timeout with 503."""
-
-    @app.exception_handler(PoolTimeoutError)
-    async def _pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONResponse:
-        return problem_response(
-            503, "database_busy", "every database connection is busy; retry shortly",
-            instance=request.url.path, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )  # fmt: skip

@@ -3,9 +3,12 @@ who that is) and per bucket (``api``, and ``downloads`` for mask and init files)
 with ``Retry-After`` when empty, and the IETF ``RateLimit`` / ``RateLimit-Policy``
 headers on every limited response so clients can pace themselves.
 
-The buckets live in the API process: with several API processes each enforces its own
-share. Clients are kept in an LRU of bounded size, so many addresses cannot grow it
-without bound.
+Where the buckets live is the store's business (``make_store``): in the process
+(``MemoryStore``, exact for one API process), in PostgreSQL (``PostgresStore``, shared
+by every API process on the database, one round trip a request) or in Redis
+(``RedisStore``, the same shared across machines). Who a client is stays
+``api.callers``' business. A shared store that cannot be reached lets requests through: rate
+limiting must not turn a database hiccup into an outage.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,17 +60,51 @@ class TokenBuckets:
         return allowed, int(bucket.tokens), wait
 
 
+class BucketStore(Protocol):
+    """Token buckets somewhere: ``take`` one token of ``key``'s bucket, which holds up
+    to ``per_minute`` and refills at ``per_minute`` a minute."""
+
+    async def take(self, key: str, per_minute: int) -> tuple[bool, int, float]:
+        """(allowed, requests remaining, seconds until one more is allowed)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Buckets in this process (``TokenBuckets``, one set per rate)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, TokenBuckets] = {}
+
+    async def take(self, key: str, per_minute: int) -> tuple[bool, int, float]:
+        buckets = self.buckets.get(per_minute)
+        if buckets is None:
+            buckets = self.buckets[per_minute] = TokenBuckets(per_minute)
+        return buckets.take(key)
+
+    async def close(self) -> None:
+        pass
+
+
 class RateLimitMiddleware:
     def __init__(
-        self, app: ASGIApp, *, api_per_minute: int, downloads_per_minute: int, identify: Callable[[Scope], str]
+        self,
+        app: ASGIApp,
+        *,
+        api_per_minute: int,
+        downloads_per_minute: int,
+        identify: Callable[[Scope], str],
+        store: BucketStore,
     ) -> None:
         self.app = app
         self.identify = identify  # the caller's key: api.callers.CallerIdentity.key
         self.limits = {
-            name: TokenBuckets(per_minute)
+            name: per_minute
             for name, per_minute in (("api", api_per_minute), ("downloads", downloads_per_minute))
             if per_minute > 0
         }
+        self.store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -74,14 +112,14 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         name = "downloads" if _DOWNLOAD.match(path) else "api"
-        buckets = self.limits.get(name)
-        if buckets is None:
+        per_minute = self.limits.get(name)
+        if per_minute is None:
             await self.app(scope, receive, send)
             return
-        allowed, remaining, wait = buckets.take(self.identify(scope))
+        allowed, remaining, wait = await self.store.take(f"{name}:{self.identify(scope)}", per_minute)
         window = 60
         headers = [
-            (b"ratelimit-policy", f'"{name}";q={int(buckets.capacity)};w={window}'.encode()),
+            (b"ratelimit-policy", f'"{name}";q={per_minute};w={window}'.encode()),
             (b"ratelimit", f'"{name}";r={remaining};t={math.ceil(wait)}'.encode()),
         ]
         if not allowed:

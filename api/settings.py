@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import ip_network
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import field_validator
 from pydantic_settings import NoDecode
@@ -26,9 +26,15 @@ class ApiSettings(StorageSettings):
     # Uploads validated at once per API process, on threads of their own; more wait
     # their turn without holding a thread that serves requests.
     validation_threads: int = 2
-    # Requests a minute per client (token, else address), per API process; 0: no limit.
+    # Requests a minute per client (token, else address); 0: no limit.
     rate_limit_api_per_minute: int = 1200
     rate_limit_downloads_per_minute: int = 600
+    # Where the counters live: "memory" (this process only), "postgres" (every API
+    # process on the database) or "redis"; NIRVANA_REDIS_URL set means "redis".
+    rate_limit_store: Literal["memory", "postgres", "redis"] = "memory"
+    redis_url: str | None = None
+    # Names the counters in the shared store, so several deployments can share one.
+    rate_limit_prefix: str = "nirvana"
     # Proxies whose X-Forwarded-For names the client (addresses or CIDR networks,
     # comma-separated: NIRVANA_TRUSTED_PROXIES="10.0.0.2,fd00::/8"); empty: none.
     trusted_proxies: Annotated[list[ProxyNetwork], NoDecode] = []
@@ -39,6 +45,11 @@ class ApiSettings(StorageSettings):
     # Test each pooled connection before use (one round trip a request); off, a dead
     # connection fails one request and the pool is renewed.
     db_pre_ping: bool = False
+    # Downloads handed to nginx: the API checks, then answers X-Accel-Redirect to this
+    # internal location plus the blob's key (``/_blobs/`` with deploy/nginx.conf).
+    accel_redirect_prefix: str | None = None
+    # Downloads redirected (307) to this URL plus the blob's key: a bucket or a CDN.
+    blob_url_base: str | None = None
     # Where clients reach this server (https://nirvana.example); absolute links in
     # responses start with it. Unset: links are relative, never built from ``Host``.
     public_url: str | None = None

@@ -17,6 +17,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface).")]
 PortOption = Annotated[int, typer.Option(help="TCP port to listen on.")]
+ApiWorkersOption = Annotated[
+    int, typer.Option(min=1, help="API processes sharing the port (rate limits are then kept in PostgreSQL or Redis).")
+]
 
 def reports_database_errors(func: F) -> F:
     """``reports_errors``, and a database that is not there in one line: an operator's
@@ -41,19 +44,20 @@ def serve_command(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
     workers: Annotated[int, typer.Option(min=0, help="Verification workers to start.")] = 1,
+    api_workers: ApiWorkersOption = 1,
 ) -> None:
     """Run everything: database (embedded unless DATABASE_URL), migrations, API, workers."""
     from service.serve import serve
 
-    serve(host=host, port=port, workers=workers)
+    serve(host=host, port=port, workers=workers, api_workers=api_workers)
 
 
 @reports_database_errors
-def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000, api_workers: ApiWorkersOption = 1) -> None:
     """Serve the HTTP API only (no migrations, no workers), e.g. under docker-compose."""
     from service.serve import run_api
 
-    run_api(host=host, port=port)
+    run_api(host=host, port=port, api_workers=api_workers)
 
 
 @reports_database_errors

@@ -97,8 +97,14 @@ def migrate(database_url: str) -> None:
 
 
 def configure_logging() -> None:
-    """INFO from our own loggers on stderr, so an operator sees workers claim jobs."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(name)s: %(message)s")
+    """INFO from our own loggers on stderr, so an operator sees workers claim jobs and
+    every request (``nirvana.access``): one JSON object a line, or plain text with
+    ``NIRVANA_LOG_FORMAT=text``."""
+    from service.logs import make_formatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(make_formatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Chatty at INFO about their internals (pg_ctl calls, alembic plugin setup).
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -152,8 +158,11 @@ def stop_workers(workers: list[BaseProcess], timeout: float = WORKER_STOP_SECOND
 # --- the command ------------------------------------------------------------------
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: str | Path | None = None) -> None:
-    """Run the API and ``workers`` verification workers until interrupted.
+def serve(
+    *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, api_workers: int = 1, home: str | Path | None = None
+) -> None:
+    """Run ``api_workers`` API processes on one port and ``workers`` verification
+    workers until interrupted.
 
     Returns normally after Ctrl-C or SIGTERM, with everything stopped.
 
@@ -173,7 +182,10 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: 
         storage = {"database_url": handle.url, "home": root}
         children = start_workers(workers, storage)
         ready = handle  # for the closure: the banner needs the handle that is open now
-        _run_uvicorn(sock, storage, on_started=lambda: _banner(host, port, token, root, ready, workers))
+        _run_uvicorn(
+            sock, storage, api_workers,
+            on_started=lambda: _banner(host, port, token, root, ready, workers, api_workers),
+        )  # fmt: skip
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the SIGINT it handled once it has shut down
     finally:
@@ -184,16 +196,17 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, home: 
         print("nirvana: stopped", file=sys.stderr, flush=True)
 
 
-def run_api(*, host: str, port: int, home: str | Path | None = None) -> None:
+def run_api(*, host: str, port: int, api_workers: int = 1, home: str | Path | None = None) -> None:
     """Serve the HTTP API only (no migrations, no workers): the ``api`` service of
     docker-compose, where ``migrate`` and ``worker`` run as services of their own."""
     root = paths.home(home)
     sock = bind_socket(host, port)
+    configure_logging()
     _interrupt_on_sigterm()
     try:
         with find_database(root) as handle:
             _run_uvicorn(
-                sock, {"database_url": handle.url, "home": root},
+                sock, {"database_url": handle.url, "home": root}, api_workers,
                 on_started=lambda: print(f"nirvana api: listening on {_url(host, port)}", file=sys.stderr, flush=True),
             )  # fmt: skip
     except KeyboardInterrupt:
@@ -213,33 +226,67 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _run_uvicorn(sock: socket.socket, storage: dict[str, Any], *, on_started: Callable[[], None]) -> None:
-    """Serve until interrupted; ``on_started`` runs once the socket accepts connections
+def _run_uvicorn(
+    sock: socket.socket, storage: dict[str, Any], api_workers: int = 1, *, on_started: Callable[[], None]
+) -> None:
+    """Serve the API on ``sock``: in this process, or in ``api_workers`` spawned
+    processes sharing it (uvicorn's supervisor restarts one that dies). The children
+    build their settings from the environment, so ``storage`` goes there; their rate
+    limits then must be shared, in PostgreSQL unless ``NIRVANA_RATE_LIMIT_STORE`` or
+    ``NIRVANA_REDIS_URL`` says otherwise. ``on_started`` runs once the API answers
     (uvicorn's startup, lifespan included, has finished), so what it prints is true."""
     import uvicorn
 
-    from api.app import create_app
-    from api.settings import ApiSettings
+    from service.logs import uvicorn_log_config
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets=sockets)
-            if self.started:  # False when the lifespan failed: uvicorn is exiting
-                on_started()
-
-    app = create_app(ApiSettings(**storage))
     # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback and rewrite
     # the peer; api.callers reads it only from NIRVANA_TRUSTED_PROXIES.
-    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
-    Server(config).run(sockets=[sock])
+    options: dict[str, Any] = {
+        "log_config": uvicorn_log_config(), "access_log": False, "timeout_graceful_shutdown": 5, "proxy_headers": False,
+    }  # fmt: skip
+    if api_workers <= 1:
+        from api.app import create_app
+        from api.settings import ApiSettings
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets=sockets)
+                if self.started:  # False when the lifespan failed: uvicorn is exiting
+                    on_started()
+
+        Server(uvicorn.Config(create_app(ApiSettings(**storage)), **options)).run(sockets=[sock])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ.update(DATABASE_URL=storage["database_url"], NIRVANA_HOME=str(storage["home"]))
+    os.environ.setdefault("NIRVANA_RATE_LIMIT_STORE", "postgres")
+    host, port = sock.getsockname()[:2]
+    threading.Thread(target=_when_healthy, args=(_url(host, port), on_started), daemon=True).start()
+    config = uvicorn.Config("api.main:app_from_env", factory=True, workers=api_workers, **options)
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def _when_healthy(url: str, then: Callable[[], None], timeout: float = 300) -> None:
+    """Call ``then`` once ``url``'s health check answers (the worker processes are up)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                then()
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
 
 
 def _url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
-    return f"http://{shown}:{port}"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
-def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle, workers: int) -> None:
+def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle, workers: int, api_workers: int) -> None:
     url = _url(host, port)
     database = f"embedded PostgreSQL in {handle.data_dir}" if handle.embedded else "DATABASE_URL"
     lines = [
@@ -250,6 +297,7 @@ def _banner(host: str, port: int, token: str, home: Path, handle: DatabaseHandle
         f"               (write scope; also in {paths.token_file(home)})",
         f"  Database     {database}",
         f"  Workers      {workers}",
+        f"  API workers  {api_workers}",
         "",
         "  Point the client and the CLI at it:",
         f"    export NIRVANA_URL={url}",

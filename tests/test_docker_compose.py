@@ -1,5 +1,6 @@
 """docker-compose.yml describes the deployment we document: PostgreSQL, a one-shot
-migration, the API and a GPU worker, in the right order, on shared blobs."""
+migration, the API behind nginx (which serves blob files itself) and a GPU worker, in
+the right order, on shared blobs."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ DATABASE_URL = "postgresql://nirvana:nirvana@postgres:5432/nirvana"
 def services() -> dict[str, Any]:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     found: dict[str, Any] = compose["services"]
-    assert set(found) == {"postgres", "migrate", "api", "worker"}
+    assert set(found) == {"postgres", "migrate", "api", "nginx", "worker"}
     assert {"pgdata", "blobs"} <= set(compose["volumes"])
     return found
 
@@ -54,10 +55,26 @@ def test_nirvana_services_share_the_image_database_and_blobs(services: dict[str,
         assert _depends(service) == {"migrate": "service_completed_successfully"}
 
 
-def test_api_serves_http_only_on_port_8000(services: dict[str, Any]) -> None:
+def test_api_serves_http_on_port_8000_inside_with_downloads_handed_to_nginx(services: dict[str, Any]) -> None:
     api = services["api"]
-    assert api["command"] == ["api", "--host", "0.0.0.0", "--port", "8000"]
-    assert "8000:8000" in api["ports"]
+    assert api["command"][:5] == ["api", "--host", "0.0.0.0", "--port", "8000"]
+    assert "ports" not in api and api["expose"] == ["8000"]  # only nginx is published
+    assert api["environment"]["NIRVANA_ACCEL_REDIRECT_PREFIX"] == "/_blobs/"
+    # Several API processes (or replicas) need the shared rate-limit store.
+    assert api["environment"]["NIRVANA_RATE_LIMIT_STORE"] in ("postgres", "redis")
+
+
+def test_nginx_fronts_the_api_and_serves_the_blob_volume_read_only(services: dict[str, Any]) -> None:
+    nginx = services["nginx"]
+    assert nginx["image"].startswith("nginx:") and "8000:80" in nginx["ports"]
+    assert "blobs:/data/blobs:ro" in nginx["volumes"]
+    assert _depends(nginx) == {"api": "service_started"}
+    [mount] = [v for v in nginx["volumes"] if v.endswith("/etc/nginx/conf.d/default.conf:ro")]
+    conf = (ROOT / mount.split(":")[0]).read_text()
+    assert "server api:8000;" in conf
+    # The internal location is where NIRVANA_ACCEL_REDIRECT_PREFIX points, on that volume.
+    internal = conf.split("location /_blobs/ {")[1].split("}")[0]
+    assert "internal;" in internal and "alias /data/blobs/;" in internal
 
 
 def test_worker_reserves_one_gpu(services: dict[str, Any]) -> None:

@@ -18,8 +18,9 @@ from fastapi.responses import Response, StreamingResponse
 from api.deps import SessionDep, StorageDep
 from api.errors import ProblemError
 from api.forms import COMPACT, Form, form_sha
+from api.settings import ApiSettings
 from api.tickets import blob_digests_or_404, ticket_or_404
-from db.blobs import read_range
+from db.blobs import blob_key, read_range
 from db.repositories.tickets import BlobDigests
 
 router = APIRouter(tags=["downloads"])
@@ -113,6 +114,9 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
     if_none_match = request.headers.get("if-none-match", "")
     if etag in [tag.strip() for tag in if_none_match.split(",")] or if_none_match.strip() == "*":
         return Response(status_code=304, headers=headers)
+    handed_off = _hand_off(request, sha, headers)
+    if handed_off is not None:
+        return handed_off
     size = storage.size(sha)
     if request.method == "HEAD":
         # The headers alone: clients check the ETag (sha256) and size before fetching.
@@ -130,6 +134,21 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
                                  media_type="application/octet-stream", headers=headers)
     headers["Content-Length"] = str(size)
     return StreamingResponse(read_range(storage.open(sha), 0, size), media_type="application/octet-stream", headers=headers)
+
+
+def _hand_off(request: Request, sha: str, headers: dict[str, str]) -> Response | None:
+    """A GET someone else serves, when the settings say so: nginx (``X-Accel-Redirect``
+    to its internal location for blob files, which serves ranges too) or the bucket's
+    or CDN's own URL (a redirect). None: the API streams the bytes itself."""
+    if request.method != "GET":
+        return None
+    settings: ApiSettings = request.app.state.settings
+    if settings.accel_redirect_prefix:
+        return Response(status_code=200, headers={**headers, "X-Accel-Redirect": settings.accel_redirect_prefix + blob_key(sha)})
+    if settings.blob_url_base:
+        location = f"{settings.blob_url_base.rstrip('/')}/{blob_key(sha)}"
+        return Response(status_code=307, headers={**headers, "Location": location})
+    return None
 
 
 @router.api_route("/tickets/{ref}/mask", methods=["GET", "HEAD"], response_class=StreamingResponse)

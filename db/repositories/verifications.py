@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models.tickets import Ticket
@@ -34,3 +36,28 @@ def lock_own_task(session: Session, ticket: Ticket) -> Verification | None:
         .order_by(Verification.created_at.desc())
         .limit(1)
     )
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    """Verifications per state (the queue's depth is ``queued``)."""
+    rows = session.execute(select(Verification.state, func.count()).group_by(Verification.state)).all()
+    return {state: count for state, count in rows}
+
+
+@dataclass(frozen=True)
+class DurationHistogram:
+    """Finished verifications' run times: how many took at most each bound (cumulative,
+    in the order of the bounds), how many in all and their sum, in seconds."""
+
+    at_most: list[int]
+    count: int
+    total_seconds: float
+
+
+def duration_histogram(session: Session, bounds: Sequence[float]) -> DurationHistogram:
+    """``DurationHistogram`` of every verification that started and finished."""
+    seconds = func.extract("epoch", Verification.finished_at - Verification.started_at)
+    timed = select(seconds.label("s")).where(Verification.finished_at.is_not(None), Verification.started_at.is_not(None)).subquery()
+    columns = [func.count().filter(timed.c.s <= bound) for bound in bounds]
+    row = session.execute(select(*columns, func.count(), func.coalesce(func.sum(timed.c.s), 0.0))).one()
+    return DurationHistogram(at_most=[int(n) for n in row[: len(bounds)]], count=int(row[-2]), total_seconds=float(row[-1]))

@@ -96,3 +96,39 @@ def test_a_known_ticket_downloads_and_revalidates_without_a_query(
         assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
         assert client.get(url).content == files.mask_bytes()
     assert again == []
+
+
+def _handing_off(database_url: str, db_session: Session, blob_dir: Path, **settings: str) -> TestClient:
+    app = create_app(ApiSettings(database_url=database_url, blob_dir=blob_dir, **settings))  # type: ignore[arg-type]
+    app.dependency_overrides[get_session] = lambda: db_session
+    return TestClient(app)
+
+
+def test_with_nginx_in_front_a_download_is_an_accel_redirect_after_the_checks(
+    database_url: str, db_session: Session, blob_dir: Path, auth: dict[str, str]
+) -> None:
+    files = make_ticket()
+    with _handing_off(database_url, db_session, blob_dir, accel_redirect_prefix="/_blobs/") as client:
+        ticket = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()
+        digest = hashlib.sha256(files.mask_bytes()).hexdigest()
+        answer = client.get(ticket["links"]["mask"])
+        assert answer.status_code == 200 and answer.content == b""
+        assert answer.headers["x-accel-redirect"] == f"/_blobs/{digest[:2]}/{digest[2:4]}/{digest[4:]}"
+        # The file nginx will serve is the blob under the blob directory, by that key.
+        assert (blob_dir / answer.headers["x-accel-redirect"].removeprefix("/_blobs/")).read_bytes() == files.mask_bytes()
+        assert answer.headers["etag"] == f'"{digest}"' and "immutable" in answer.headers["cache-control"]
+        assert client.get(ticket["links"]["mask"], headers={"If-None-Match": f'"{digest}"'}).status_code == 304
+        assert client.get(f"/api/v1/tickets/{'0' * 64}/mask").status_code == 404
+        assert "x-accel-redirect" not in client.head(ticket["links"]["mask"]).headers
+
+
+def test_with_a_blob_url_base_a_download_redirects_to_the_bucket(
+    database_url: str, db_session: Session, blob_dir: Path, auth: dict[str, str]
+) -> None:
+    files = make_ticket()
+    with _handing_off(database_url, db_session, blob_dir, blob_url_base="https://cdn.example/nirvana/") as client:
+        ticket = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()
+        digest = hashlib.sha256(files.mask_bytes()).hexdigest()
+        answer = client.get(ticket["links"]["mask"], follow_redirects=False)
+        assert answer.status_code == 307
+        assert answer.headers["location"] == f"https://cdn.example/nirvana/{digest[:2]}/{digest[2:4]}/{digest[4:]}"
