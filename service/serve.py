@@ -2,8 +2,9 @@
 
 In order: check the port is free, find the database (``DATABASE_URL`` or the embedded
 server in ``$NIRVANA_HOME/pg``), migrate it, make sure a local write token exists,
-start the verification workers in child processes, and serve the API in this process
-until Ctrl-C. Stopping undoes it in reverse: uvicorn, then the workers (SIGTERM, a
+start the verification workers in child processes and a reaper thread (dead workers'
+jobs go back to the queue on a timer, even with ``--workers 0``), and serve the API in
+this process until Ctrl-C. Stopping undoes it in reverse: uvicorn, then the workers (SIGTERM, a
 grace period, then SIGKILL), then the database handle, which stops the embedded server
 when no other ``nirvana`` process uses it. The data stays in ``$NIRVANA_HOME``.
 """
@@ -19,7 +20,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,20 @@ def stop_workers(workers: list[BaseProcess], timeout: float = WORKER_STOP_SECOND
             process.join(5)
 
 
+@contextmanager
+def reaping(database_url: str) -> Iterator[None]:
+    """A ``worker.reaper.Reaper`` thread on an engine of its own while the block runs."""
+    from db.session import make_engine, make_sessionmaker
+    from worker.reaper import Reaper
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with Reaper(make_sessionmaker(engine)):
+            yield
+    finally:
+        engine.dispose()
+
+
 # --- the command ------------------------------------------------------------------
 
 
@@ -174,12 +190,14 @@ def serve(
     configure_logging()
     handle: DatabaseHandle | None = None
     children: list[BaseProcess] = []
+    background = ExitStack()
     _interrupt_on_sigterm()
     try:
         handle = find_database(root)
         migrate(handle.url)
         token = ensure_local_token(handle.url, root)
         storage = {"database_url": handle.url, "home": root}
+        background.enter_context(reaping(handle.url))
         children = start_workers(workers, storage)
         ready = handle  # for the closure: the banner needs the handle that is open now
         _run_uvicorn(
@@ -191,6 +209,7 @@ def serve(
     finally:
         sock.close()
         stop_workers(children)
+        background.close()
         if handle is not None:
             handle.close()
         print("nirvana: stopped", file=sys.stderr, flush=True)

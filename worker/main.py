@@ -3,6 +3,9 @@
 Each database step is its own short, committed transaction; training happens in a
 spawned child, outside any transaction, and the worker only supervises it. Every write
 after the claim names the lease token, so a worker that lost its lease writes nothing.
+A job's ending is written with retries and backoff while the lease lasts, so a database
+blip as training ends costs a few seconds, not the training. A ``Reaper`` thread takes
+back dead workers' jobs on a timer, busy or not (``worker/reaper.py``).
 This module never imports torch: CUDA is only ever initialised in the child.
 """
 
@@ -16,24 +19,27 @@ import queue as stdlib_queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy.exc import SQLAlchemyError
+import tenacity
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
 from db.models.tickets import Ticket
 from db.models.verifications import VerificationState
 from db.notifications import QueueListener
-from db.session import make_engine, make_sessionmaker, unit_of_work
+from db.session import engine_from_settings, make_sessionmaker, unit_of_work
 from worker.child import DEFAULT_ENTRY, Outcome, child_main, describe_exit
+from worker.reaper import Reaper
 from worker.runs import JobSpec
 from worker.settings import WorkerSettings
 
@@ -49,6 +55,25 @@ class Interrupt(enum.Enum):
     STOPPED = "the worker is stopping"
     CANCELLED = "cancelled on request"
     LEASE_LOST = "the lease was lost"
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Lease:
+    """When this worker's lease on its job lapses, by its own clock (``monotonic``):
+    pushed forward by every heartbeat the database accepted. The database, not this
+    clock, decides who may write; this only says how long a write is worth retrying."""
+
+    seconds: float
+    until: float = 0.0
+
+    def renewed(self, at: float) -> None:
+        self.until = at + self.seconds
+
+    def left(self) -> float:
+        return self.until - time.monotonic()
 
 
 @dataclass
@@ -80,12 +105,16 @@ def run_worker(
     """
     own_signals = stop is None
     stop = stop if stop is not None else threading.Event()
-    engine = make_engine(settings.database_url, pool_size=2)
+    engine = engine_from_settings(settings, pool_size=2)
     factory = make_sessionmaker(engine)
     log.info("worker %s started (lease %ss, heartbeat %ss)", settings.worker_id,
              settings.lease_seconds, settings.heartbeat_seconds)
     try:
-        with _stop_on_signals(stop, enabled=own_signals), _Listener(settings.database_url) as listener:
+        with (
+            _stop_on_signals(stop, enabled=own_signals),
+            _Listener(settings.database_url) as listener,
+            Reaper(factory, interval=settings.reap_seconds),
+        ):
             while not stop.is_set():
                 try:
                     claim = _reap_and_claim(factory, settings)
@@ -106,6 +135,8 @@ def run_worker(
 
 
 def _reap_and_claim(factory: sessionmaker[Session], settings: WorkerSettings) -> queue.Claim | None:
+    # The Reaper thread reaps on its timer; reaping here too lets an idle worker take
+    # a lapsed job at once rather than at the next pass.
     with unit_of_work(factory) as session:
         reaped = queue.reap_expired(session)
     if reaped:
@@ -144,18 +175,27 @@ def _run_job(
     factory: sessionmaker[Session], settings: WorkerSettings, claim: queue.Claim, stop: threading.Event, entry: str
 ) -> None:
     """Run one claimed job to its end (or hand it back); never raises for the job's sake."""
+    lease = Lease(settings.lease_seconds)
+    # Claimed a moment ago: counting from now errs by that moment, on the safe side
+    # only because the database checks the lease token on every write anyway.
+    lease.renewed(time.monotonic())
     try:
         spec = _job_spec(factory, settings, claim)
         running = _start_child(spec, entry)
         log.info("verification %s running in child pid %s", claim.verification_id, running.process.pid)
         ended: Outcome | Interrupt | None = Interrupt.STOPPED
         try:
-            ended = _supervise(factory, settings, claim, running, stop)
+            ended = _supervise(factory, settings, claim, running, stop, lease)
         finally:
             # A child that reported is exiting on its own: let it, rather than SIGTERM it.
             reported = not isinstance(ended, Interrupt)
             _stop_child(running, settings.kill_grace_seconds, exiting=reported)
-        _record(factory, claim, ended, running.process.exitcode)
+        exitcode = running.process.exitcode
+        if ended is Interrupt.STOPPED:
+            # Stopping: hand the job back once; if the database is away, the lease lapses.
+            _record(factory, claim, ended, exitcode)
+        else:
+            _write_while_leased(lease, claim, lambda: _record(factory, claim, ended, exitcode))
     except queue.LeaseLostError:
         log.warning("verification %s: lease lost; another worker owns it now", claim.verification_id)
     except SQLAlchemyError:
@@ -195,9 +235,11 @@ def _supervise(
     claim: queue.Claim,
     running: Running,
     stop: threading.Event,
+    lease: Lease,
 ) -> Outcome | Interrupt | None:
     """Wait for the child's outcome (``None`` if it died without one), heartbeating
-    every ``heartbeat_seconds``; return early with an ``Interrupt``."""
+    every ``heartbeat_seconds`` (each accepted one renews ``lease``); return early with
+    an ``Interrupt``."""
     next_beat = time.monotonic() + settings.heartbeat_seconds
     while True:
         if running.results.poll(TICK):
@@ -212,6 +254,7 @@ def _supervise(
         if time.monotonic() < next_beat:
             continue
         next_beat = time.monotonic() + settings.heartbeat_seconds
+        sent = time.monotonic()
         try:
             with unit_of_work(factory) as session:
                 cancel = queue.heartbeat(session, claim, progress=running.fraction,
@@ -222,6 +265,7 @@ def _supervise(
             # A blip is survivable while the lease lasts; the next beat tries again.
             log.warning("verification %s: heartbeat failed (%s)", claim.verification_id, exc.__class__.__name__)
             continue
+        lease.renewed(sent)
         if cancel:
             return Interrupt.CANCELLED
 
@@ -277,6 +321,34 @@ def _record(
         else:
             state = queue.release_for_retry(session, claim, error=ended[1])
             log.warning("verification %s: %s; now %s", vid, ended[1], state.value)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A database error that passes with time: the server away, restarting, frozen and
+    cut off, a statement or pool timeout. Never ``LeaseLostError``: that one is final."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _write_while_leased(lease: Lease, claim: queue.Claim, write: Callable[[], T]) -> T:
+    """``write()``, retried with exponential backoff (and jitter) on transient database
+    errors for as long as ``lease`` lasts; then the last error propagates and the job is
+    left to the reaper. ``LeaseLostError`` and other errors propagate at once."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning("verification %s: could not record its end (%s); retrying in %.1fs, lease left %.1fs",
+                    claim.verification_id, error.__class__.__name__, state.upcoming_sleep, lease.left())
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_transient),
+        wait=tenacity.wait_exponential_jitter(initial=0.2, max=5.0),
+        stop=tenacity.stop_before_delay(max(0.0, lease.left())),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(write)
 
 
 class _Listener:

@@ -8,6 +8,7 @@ import socket
 from pydantic import Field, model_validator
 
 from db.settings import StorageSettings
+from worker.reaper import DEFAULT_INTERVAL as REAP_SECONDS
 
 
 def default_worker_id() -> str:
@@ -26,6 +27,8 @@ class WorkerSettings(StorageSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     poll_seconds: float = Field(default=5.0, gt=0)
+    #: Seconds between two passes of the reaper thread (jobs of dead workers go back).
+    reap_seconds: float = Field(default=REAP_SECONDS, gt=0)
     #: ``None``: CUDA when the child sees a GPU, else the CPU.
     device: str | None = None
     #: torch CPU threads of the training child; ``None``: torch's default (all cores).

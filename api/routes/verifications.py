@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep, require_scope
+from api.deps import SessionDep, SettingsDep, StorageDep, require_scope
 from api.errors import ProblemError
 from api.schemas.verifications import TransferCreate, VerificationRead
 from api.owners import ensure_owner
@@ -35,10 +35,13 @@ def read_verification(verification_id: uuid.UUID, session: SessionDep) -> Verifi
 
 
 @router.post("/verifications/{verification_id}/cancel", response_model=VerificationRead)
-def cancel_verification(verification_id: uuid.UUID, session: SessionDep, token: WriterDep) -> Verification:
+def cancel_verification(
+    verification_id: uuid.UUID, session: SessionDep, token: Annotated[ApiToken, Depends(require_scope("write", "verify"))]
+) -> Verification:
     """A queued verification is cancelled at once; a running one stops within one
     heartbeat of its worker. A finished one is returned unchanged. Only the ticket's
-    uploader, whoever queued it and admins may (else ``403 not_owner``)."""
+    uploader, whoever queued it (a ``verify`` token queues transfers) and admins may
+    (else ``403 not_owner``)."""
     verification = get_verification(session, verification_id, with_ticket=True)
     if verification is None:
         raise ProblemError(404, "verification_not_found", f"no verification {verification_id}")
