@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from api.callers import CallerIdentity
 from api.deps import get_caller
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.limits import BodySizeLimitMiddleware
 from api.ratelimit import RateLimitMiddleware
 from api.pages import routes as pages
@@ -65,5 +66,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # get_caller on every route: a bad token is 401 on reads too.
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_caller)])
     app.include_router(pages.router)
+    install_openapi(app, prefix=API_PREFIX)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -10,7 +10,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.deps import SessionDep, StorageDep
 from api.errors import ProblemError
-from api.tickets import ticket_or_404
+from api.openapi import problems
+from api.tickets import TicketRef, ticket_or_404
 from db.blobs import read_range
 
 router = APIRouter(tags=["downloads"])
@@ -72,13 +73,20 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
     return StreamingResponse(read_range(storage.open(sha), 0, size), media_type="application/octet-stream", headers=headers)
 
 
-@router.api_route("/tickets/{ref}/mask", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_mask(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
+_RESPONSES = {206: {"description": "The requested range"}, 304: {"description": "Not modified"}, **problems(404, 409, 416)}
+
+
+# Two routes, not one api_route: each method gets an operation id of its own.
+@router.get("/tickets/{ref}/mask", response_class=StreamingResponse, responses=_RESPONSES)
+@router.head("/tickets/{ref}/mask", response_class=StreamingResponse, responses=_RESPONSES)
+def download_mask(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep) -> Response:
     """``mask.safetensors``. ``ETag`` is its sha256; honours ``If-None-Match`` and ``Range``."""
     return _download("mask", ref, request, session, storage)
 
 
-@router.api_route("/tickets/{ref}/init", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_init(ref: str, request: Request, session: SessionDep, storage: StorageDep) -> Response:
+# Two routes, not one api_route: each method gets an operation id of its own.
+@router.get("/tickets/{ref}/init", response_class=StreamingResponse, responses=_RESPONSES)
+@router.head("/tickets/{ref}/init", response_class=StreamingResponse, responses=_RESPONSES)
+def download_init(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep) -> Response:
     """``init.safetensors`` (generated from the seed at upload for seed-only tickets)."""
     return _download("init", ref, request, session, storage)

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Response
 from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep, require_scope
 from api.errors import ProblemError
 from api.schemas.verifications import TransferCreate, VerificationRead
-from api.tickets import ticket_or_404
+from api.openapi import problems
+from api.tickets import TicketRef, ticket_or_404
 from api.transfers import queue_transfer
 from db.models.users import ApiToken
 from db.models.verifications import Verification
@@ -28,12 +29,12 @@ def _get_or_404(session: SessionDep, verification_id: uuid.UUID) -> Verification
     return verification
 
 
-@router.get("/verifications/{verification_id}", response_model=VerificationRead)
+@router.get("/verifications/{verification_id}", response_model=VerificationRead, responses=problems(404))
 def read_verification(verification_id: uuid.UUID, session: SessionDep) -> Verification:
     return _get_or_404(session, verification_id)
 
 
-@router.post("/verifications/{verification_id}/cancel", response_model=VerificationRead)
+@router.post("/verifications/{verification_id}/cancel", response_model=VerificationRead, responses=problems(403, 404, 409))
 def cancel_verification(verification_id: uuid.UUID, session: SessionDep, _token: WriterDep) -> Verification:
     """A queued verification is cancelled at once; a running one stops within one
     heartbeat of its worker. A finished one is returned unchanged."""
@@ -41,9 +42,11 @@ def cancel_verification(verification_id: uuid.UUID, session: SessionDep, _token:
     return request_cancel(session, verification_id)
 
 
-@router.post("/tickets/{ref}/verifications", response_model=VerificationRead, status_code=202)
+@router.post(
+    "/tickets/{ref}/verifications", response_model=VerificationRead, status_code=202, responses=problems(400, 403, 404, 409)
+)
 def create_transfer_verification(
-    ref: str,
+    ref: TicketRef,
     body: TransferCreate,
     response: Response,
     session: SessionDep,
