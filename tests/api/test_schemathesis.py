@@ -4,6 +4,7 @@ operation. The bounds keep it to a couple of minutes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,7 @@ def test_schemathesis_finds_nothing(fresh_database_url: str, tmp_path: Path) -> 
         NIRVANA_RATE_LIMIT_API_PER_MINUTE="0",
         NIRVANA_RATE_LIMIT_DOWNLOADS_PER_MINUTE="0",
         SCHEMATHESIS_HOOKS="tests.api.schemathesis_hooks",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     port = free_port()
     server = ["-m", "uvicorn", "api.main:app_from_env", "--factory", "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers"]
@@ -68,7 +70,8 @@ def test_schemathesis_finds_nothing(fresh_database_url: str, tmp_path: Path) -> 
             "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "5",
             "--request-timeout", "60", "--seed", "1", "--no-color", "--header", f"Authorization: Bearer {secret}",
         ]  # fmt: skip
-        result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=480)
+        # From tmp_path: Schemathesis keeps a cache in its working directory.
+        result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=480)
     # The reproduction commands hold whole uploads; the findings read better without them.
     report = "\n".join(line for line in (result.stdout + result.stderr).splitlines() if "curl " not in line)
     assert result.returncode == 0, report[-20_000:]
