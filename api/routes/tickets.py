@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep
 from api.errors import ProblemError
 from api.links import same_route_url
+from api.openapi import problems
 from api.schemas.tickets import TicketPage, TicketRead, TicketSummary
 from api.submissions import submit_ticket, validate_upload
-from api.openapi import problems
 from api.tickets import TicketRef, ticket_or_404
 from db.models.tickets import Ticket
 from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, list_tickets
