@@ -15,6 +15,7 @@ from api.backpressure import InFlightLimitMiddleware, size_thread_pool
 from api.callers import CallerIdentity
 from api.deps import get_caller
 from api.errors import install_error_handlers, install_outage_handlers
+from api.openapi import install_openapi
 from api.limits import BodySizeLimitMiddleware
 from api.observability import Metrics, ObservabilityMiddleware
 from api.observability import router as metrics_router
@@ -94,5 +95,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(get_caller)])
     app.include_router(metrics_router)
     app.include_router(pages.router)
+    install_openapi(app, prefix=API_PREFIX)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

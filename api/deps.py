@@ -81,7 +81,8 @@ def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
     secret = bearer_secret(header)
     if secret is None:
         raise ProblemError(401, "invalid_token", "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
-    token = authenticate(session, secret)
+    # Reads write nothing, not even when a token was last used.
+    token = authenticate(session, secret, record_use=request.method not in ("GET", "HEAD", "OPTIONS"))
     if token is None:
         raise ProblemError(401, "invalid_token", "the token is unknown or revoked", headers=_CHALLENGE)
     callers: CallerIdentity = request.app.state.callers

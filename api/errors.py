@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from nirvana.lottery.errors import LotteryError, TaskUnavailableError
 
@@ -103,9 +104,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return problem_response(
-            exc.status_code, code, str(exc.detail), instance=request.url.path, headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request, named=headers.get("Allow", "")))
+        return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path, headers=headers)
+
+
+def allowed_methods(request: Request, *, named: str = "") -> list[str]:
+    """Every method the OpenAPI document lists on this path, with the one the router
+    named. FastAPI's 405 names those of the first route matching the path only, where
+    GET and POST /tickets are two routes."""
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
 
 
 def _unavailable(request: Request) -> JSONResponse:

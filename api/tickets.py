@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
+from fastapi import Path
 from sqlalchemy.orm import Session
 
 from api.errors import ProblemError
 from db.models.tickets import Ticket
 from db.repositories.tickets import (
+    MIN_PREFIX,
     AmbiguousTicketRefError,
     BlobDigests,
     InvalidTicketRefError,
@@ -20,6 +22,16 @@ from db.repositories.tickets import (
 )
 
 T = TypeVar("T")
+
+# What normalise_ref accepts, stated in the schema; the route still answers a miss with
+# 422 invalid_ticket_id rather than FastAPI's generic validation_error.
+TicketRef = Annotated[
+    str,
+    Path(
+        description=f"the full id, or a unique prefix of at least {MIN_PREFIX} hex characters",
+        json_schema_extra={"pattern": rf"^\s*[0-9A-Fa-f]{{{MIN_PREFIX},64}}\s*$"},
+    ),
+]
 
 
 def ticket_or_404(session: Session, ref: str, *, with_details: bool = False) -> Ticket:

@@ -43,15 +43,16 @@ def create_token(
     return token, secret
 
 
-def authenticate(session: Session, secret: str) -> ApiToken | None:
+def authenticate(session: Session, secret: str, *, record_use: bool = True) -> ApiToken | None:
     """The active token whose hash matches ``secret``, with its user loaded; else None.
-    Records when it was last used."""
+    Records when it was last used, unless ``record_use`` is false (reads, which write
+    nothing)."""
     token = session.scalar(
         select(ApiToken)
         .options(joinedload(ApiToken.user))
         .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
     )
-    if token is not None:
+    if token is not None and record_use:
         session.execute(
             update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=dt.datetime.now(dt.UTC))
         )

@@ -6,19 +6,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api.errors import ProblemError
+from api.openapi import problems
 from api.schemas.catalog import ArchitectureRead, ParameterRead
 from nirvana.lottery.models.architectures import describe
-from nirvana.lottery.data.tasks import get_task
+from nirvana.lottery.data.tasks import get_task, list_tasks
+from nirvana.lottery.errors import UnknownArchitectureError, UnknownTaskError
 
 router = APIRouter(tags=["architectures"])
 
 
-@router.get("/architectures/{name}", response_model=ArchitectureRead)
-def read_architecture(name: str, task: Annotated[str, Query(description="sizes the input and output layers")]) -> ArchitectureRead:
+_TASK = Query(description="sizes the input and output layers", json_schema_extra={"enum": [t.name for t in list_tasks()]})
+
+
+@router.get("/architectures/{name}", response_model=ArchitectureRead, responses=problems(404))
+def read_architecture(name: str, task: Annotated[str, _TASK]) -> ArchitectureRead:
     """Each parameter's ``state_dict`` name, shape and whether it is prunable, for
-    ``name`` built for ``task``."""
-    spec = get_task(task)
-    info = describe(name, spec.input_shape, spec.num_classes)
+    ``name`` built for ``task``; 404 when either is unknown (or cannot be built so)."""
+    try:
+        spec = get_task(task)
+        info = describe(name, spec.input_shape, spec.num_classes)
+    except (UnknownTaskError, UnknownArchitectureError) as exc:
+        raise ProblemError(404, exc.code, exc.detail) from None
     return ArchitectureRead(
         name=name,
         task=task,

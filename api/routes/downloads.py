@@ -18,8 +18,9 @@ from fastapi.responses import Response, StreamingResponse
 from api.deps import SessionDep, StorageDep
 from api.errors import ProblemError
 from api.forms import COMPACT, Form, form_sha
+from api.openapi import problems
 from api.settings import ApiSettings
-from api.tickets import blob_digests_or_404, ticket_or_404
+from api.tickets import TicketRef, blob_digests_or_404, ticket_or_404
 from db.blobs import blob_key, read_range
 from db.repositories.tickets import BlobDigests
 
@@ -151,8 +152,13 @@ def _hand_off(request: Request, sha: str, headers: dict[str, str]) -> Response |
     return None
 
 
-@router.api_route("/tickets/{ref}/mask", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_mask(ref: str, request: Request, session: SessionDep, storage: StorageDep,
+_RESPONSES = {206: {"description": "The requested range"}, 304: {"description": "Not modified"}, **problems(404, 409, 416, 422)}
+
+
+# Two routes, not one api_route: each method gets an operation id of its own.
+@router.get("/tickets/{ref}/mask", response_class=StreamingResponse, responses=_RESPONSES)
+@router.head("/tickets/{ref}/mask", response_class=StreamingResponse, responses=_RESPONSES)
+def download_mask(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep,
                   format: Literal["dense", "packed"] = "dense") -> Response:
     """``mask.safetensors``, or with ``format=packed`` the entropy-coded mask
     (``mask.packed.safetensors``). ``ETag`` is the served file's sha256; honours
@@ -160,8 +166,10 @@ def download_mask(ref: str, request: Request, session: SessionDep, storage: Stor
     return _download("mask", ref, request, session, storage, format)
 
 
-@router.api_route("/tickets/{ref}/init", methods=["GET", "HEAD"], response_class=StreamingResponse)
-def download_init(ref: str, request: Request, session: SessionDep, storage: StorageDep,
+# Two routes, not one api_route: each method gets an operation id of its own.
+@router.get("/tickets/{ref}/init", response_class=StreamingResponse, responses=_RESPONSES)
+@router.head("/tickets/{ref}/init", response_class=StreamingResponse, responses=_RESPONSES)
+def download_init(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep,
                   format: Literal["dense", "kept"] = "dense") -> Response:
     """``init.safetensors`` (generated from the seed at upload for seed-only tickets),
     or with ``format=kept`` the kept values only (``init.kept.safetensors``)."""

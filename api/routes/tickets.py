@@ -10,9 +10,10 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep
 from api.errors import ProblemError
 from api.links import same_route_url
+from api.openapi import problems
 from api.schemas.tickets import TicketPage, TicketRead, TicketSummary
 from api.submissions import submit_ticket, validate_upload
-from api.tickets import ticket_or_404
+from api.tickets import TicketRef, ticket_or_404
 from db.models.tickets import Ticket
 from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, list_tickets
 
@@ -27,7 +28,7 @@ FilterText = Annotated[str | None, Query(min_length=1, max_length=100, pattern=r
     "/tickets",
     response_model=TicketRead,
     status_code=201,
-    responses={200: {"description": "The same ticket was already stored; nothing new was created."}},
+    responses={200: {"description": "The same ticket was already stored; nothing new was created."}, **problems(400, 403)},
 )
 async def upload_ticket(
     request: Request,
@@ -57,7 +58,7 @@ async def upload_ticket(
     return submission.ticket
 
 
-@router.get("/tickets", response_model=TicketPage)
+@router.get("/tickets", response_model=TicketPage, responses=problems(400))
 def read_tickets(
     request: Request,
     response: Response,
@@ -70,7 +71,7 @@ def read_tickets(
     max_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     verified: bool | None = None,
     max_params: Annotated[int | None, Query(ge=0, description="at most this many parameters kept (footprint.parameters_kept)")] = None,
-    sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "-created",
+    sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}", json_schema_extra={"enum": list(SORTS)})] = "-created",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
 ) -> TicketPage:
@@ -92,7 +93,7 @@ def read_tickets(
     return TicketPage(items=[TicketSummary.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/tickets/{ref}", response_model=TicketRead)
-def read_ticket(ref: str, session: SessionDep) -> Ticket:
+@router.get("/tickets/{ref}", response_model=TicketRead, responses=problems(404, 409))
+def read_ticket(ref: TicketRef, session: SessionDep) -> Ticket:
     """Everything about one ticket, by full id or a unique prefix of >= 12 hex chars."""
     return ticket_or_404(session, ref, with_details=True)

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Response
 from api.deps import SessionDep, SettingsDep, StorageDep, require_scope
 from api.errors import ProblemError
 from api.schemas.verifications import TransferCreate, VerificationRead
+from api.openapi import problems
 from api.owners import ensure_owner
-from api.tickets import ticket_or_404
+from api.tickets import TicketRef, ticket_or_404
 from api.transfers import queue_again, queue_transfer
 from db.models.users import ApiToken
 from db.models.verifications import Verification
@@ -29,12 +30,12 @@ def _get_or_404(session: SessionDep, verification_id: uuid.UUID) -> Verification
     return verification
 
 
-@router.get("/verifications/{verification_id}", response_model=VerificationRead)
+@router.get("/verifications/{verification_id}", response_model=VerificationRead, responses=problems(404))
 def read_verification(verification_id: uuid.UUID, session: SessionDep) -> Verification:
     return _get_or_404(session, verification_id)
 
 
-@router.post("/verifications/{verification_id}/cancel", response_model=VerificationRead)
+@router.post("/verifications/{verification_id}/cancel", response_model=VerificationRead, responses=problems(403, 404, 409))
 def cancel_verification(
     verification_id: uuid.UUID, session: SessionDep, token: Annotated[ApiToken, Depends(require_scope("write", "verify"))]
 ) -> Verification:
@@ -54,9 +55,11 @@ def cancel_verification(
     return request_cancel(session, verification_id)
 
 
-@router.post("/tickets/{ref}/verifications", response_model=VerificationRead, status_code=202)
+@router.post(
+    "/tickets/{ref}/verifications", response_model=VerificationRead, status_code=202, responses=problems(400, 403, 404, 409)
+)
 def create_transfer_verification(
-    ref: str,
+    ref: TicketRef,
     body: TransferCreate,
     response: Response,
     session: SessionDep,

@@ -36,6 +36,6 @@ class TransferCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str
+    task: str = Field(min_length=1, max_length=100)
     recipe: Recipe | None = None
     claimed_accuracy: float | None = Field(default=None, ge=0, le=1)

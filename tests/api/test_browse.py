@@ -112,6 +112,6 @@ def test_architecture_lists_parameters_for_a_task(client: TestClient) -> None:
     conv_on_1d = client.get("/api/v1/architectures/conv4", params={"task": "mnist1d"})
     assert (conv_on_1d.status_code, conv_on_1d.json()["code"]) == (422, "incompatible_task")
     unknown = client.get("/api/v1/architectures/resnet9000x", params={"task": "digits"})
-    assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_architecture")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_architecture")
     no_task = client.get("/api/v1/architectures/lenet_300_100", params={"task": "nope"})
-    assert (no_task.status_code, no_task.json()["code"]) == (422, "unknown_task")
+    assert (no_task.status_code, no_task.json()["code"]) == (404, "unknown_task")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -31,7 +30,7 @@ def _safetensors(entries: int, *, metadata: str = "") -> bytes:
     return struct.pack("<Q", len(raw)) + raw + b"\x01"
 
 
-def _upload_mask(client: TestClient, auth: dict[str, str], data: bytes) -> httpx.Response:
+def _upload_mask(client: TestClient, auth: dict[str, str], data: bytes) -> Any:
     files = make_ticket().multipart()
     files["mask"] = ("mask.safetensors", data, "application/octet-stream")
     return client.post("/api/v1/tickets", files=files, headers=auth)
@@ -116,7 +115,7 @@ def test_uploads_waiting_for_validation_hold_no_request_thread(client: TestClien
     saved = threads.total_tokens
     threads.total_tokens = 1
     try:
-        uploaded: list[httpx.Response] = []
+        uploaded: list[Any] = []
         upload = threading.Thread(
             target=lambda: uploaded.append(client.post("/api/v1/tickets", files=make_ticket().multipart(), headers=auth))
         )
