@@ -134,7 +134,6 @@ def random_mask_like(mask: Mapping[str, torch.Tensor], seed: int) -> dict[str, t
     return {name: out[name] for name in mask}  # keep the caller's key order
 
 
-@torch.no_grad()
 def mask_pairs(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> list[tuple[str, nn.Parameter, torch.Tensor]]:
     """``(name, parameter, keep)`` for every entry of ``mask``, in mask order: the
     parameter of ``model`` the entry names and the entry as BOOL on its device. The one
@@ -156,6 +155,7 @@ def mask_pairs(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> list[tuple
     return pairs
 
 
+@torch.no_grad()
 def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
     """Zero, in place, the weights of ``model`` that ``mask`` prunes."""
     for _, p, keep in mask_pairs(model, mask):
