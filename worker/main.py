@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
+from db.notifications import QueueListener
 from db.models.tickets import Ticket
 from db.models.verifications import VerificationState
 from db.session import make_engine, make_sessionmaker, unit_of_work
@@ -279,12 +280,12 @@ def _record(
 
 
 class _Listener:
-    """``queue.QueueListener`` that degrades to plain polling while the database is
+    """``QueueListener`` that degrades to plain polling while the database is
     unreachable (it reconnects on the next wait)."""
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
-        self.listener: queue.QueueListener | None = None
+        self.listener: QueueListener | None = None
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
         """Return after ``seconds``, or sooner when work is queued or ``stop`` is set."""
@@ -292,7 +293,7 @@ class _Listener:
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             try:
                 if self.listener is None:
-                    self.listener = queue.QueueListener(self.url)
+                    self.listener = QueueListener(self.url)
                 # Short slices: a signal handler's stop request is seen within TICK*5.
                 if self.listener.wait(min(left, TICK * 5)):
                     return
