@@ -38,11 +38,11 @@ def run(*argv: str | Path) -> str:
 
 def build_wheel(out: Path) -> Path:
     # --no-build-isolation: the build backend (setuptools) of this interpreter, no download.
-    # setuptools builds in the checkout's build/; remove it unless it was there before.
-    had_build = (ROOT / "build").exists()
+    # setuptools writes build/ and nirvana.egg-info/ into the checkout: remove what it made.
+    made = [ROOT / name for name in ("build", "nirvana.egg-info") if not (ROOT / name).exists()]
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, ROOT)
-    if not had_build:
-        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
     (wheel,) = out.glob("nirvana-*.whl")
     return wheel
 

@@ -76,7 +76,7 @@ def enqueue_verification(
         recipe=dict(recipe),
         claimed_accuracy=claimed_accuracy,
         requested_by_id=requested_by_id,
-        state=VerificationState.QUEUED.value,
+        state=VerificationState.QUEUED,
         attempts=0,
         max_attempts=max_attempts,
         progress=0.0,
@@ -105,7 +105,7 @@ def reap_expired(session: Session, *, now: dt.datetime | None = None) -> int:
     cutoff: Any = func.now() if now is None else literal(now)
     rows = session.scalars(
         select(Verification)
-        .where(Verification.state == VerificationState.RUNNING.value, Verification.lease_expires_at < cutoff)
+        .where(Verification.state == VerificationState.RUNNING, Verification.lease_expires_at < cutoff)
         .order_by(Verification.lease_expires_at)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
@@ -133,7 +133,7 @@ def claim_next(session: Session, *, worker_id: str, lease_seconds: float) -> Cla
     """
     oldest = (
         select(Verification.id)
-        .where(Verification.state == VerificationState.QUEUED.value, ~Verification.cancel_requested)
+        .where(Verification.state == VerificationState.QUEUED, ~Verification.cancel_requested)
         .order_by(Verification.created_at, Verification.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -143,7 +143,7 @@ def claim_next(session: Session, *, worker_id: str, lease_seconds: float) -> Cla
         update(Verification)
         .where(Verification.id == oldest)
         .values(
-            state=VerificationState.RUNNING.value,
+            state=VerificationState.RUNNING,
             attempts=Verification.attempts + 1,
             lease_token=func.gen_random_uuid(),
             lease_expires_at=_lease_until(lease_seconds),
@@ -193,7 +193,7 @@ def _held(verification_id: uuid.UUID, token: uuid.UUID) -> Any:
     return and_(
         Verification.id == verification_id,
         Verification.lease_token == token,
-        Verification.state == VerificationState.RUNNING.value,
+        Verification.state == VerificationState.RUNNING,
     )
 
 
@@ -250,7 +250,7 @@ def finish(
     if final not in _FINAL:
         raise ValueError(f"finish needs a final state, not {final.value!r}")
     values: dict[str, Any] = {
-        "state": final.value,
+        "state": final,
         "result": dict(result) if result is not None else None,
         "error": error,
         "finished_at": func.now(),
@@ -333,7 +333,7 @@ def release(session: Session, claim_or_id: Claim | uuid.UUID, token: uuid.UUID |
 
 
 def _requeue_or_end(row: Verification, state: VerificationState, error: str | None) -> None:
-    row.state = state.value
+    row.state = state
     row.error = error
     row.lease_token = None
     row.lease_expires_at = None
@@ -357,14 +357,14 @@ def request_cancel(session: Session, verification_id: uuid.UUID) -> Verification
     ).one_or_none()
     if row is None:
         raise VerificationNotFoundError(str(verification_id))
-    if row.state == VerificationState.QUEUED.value:
+    if row.state == VerificationState.QUEUED:
         row.cancel_requested = True
-        row.state = VerificationState.CANCELLED.value
+        row.state = VerificationState.CANCELLED
         row.finished_at = func.now()
-    elif row.state == VerificationState.RUNNING.value:
+    elif row.state == VerificationState.RUNNING:
         row.cancel_requested = True
     session.flush()
-    if row.state == VerificationState.CANCELLED.value:
+    if row.state == VerificationState.CANCELLED:
         session.refresh(row, ["finished_at"])
     return row
 

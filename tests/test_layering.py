@@ -127,3 +127,29 @@ def test_sql_statements_live_in_their_tables_homes() -> None:
     # The schema (db/base.py, db/models/) uses text() for server defaults, not statements.
     schema = {p for p in builders_imported if p == "db/base.py" or p.startswith("db/models/")}
     assert sorted(set(builders_imported) - STATEMENT_HOMES - schema) == []
+
+
+# The client side of the library: what ``import nirvana`` and ``Client`` load.
+CLIENT_MODULES = ("__init__", "client", "cache", "transport", "loading", "waiting", "errors", "paths", "progress")
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Imports run when the module is imported: its top level, not functions and not
+    ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text())
+    body = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+    found: set[str] = set()
+    for node in body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("name", CLIENT_MODULES)
+def test_the_client_needs_no_cli_and_loads_torch_only_when_used(name: str) -> None:
+    path = ROOT / "nirvana" / f"{name}.py"
+    cli = sorted(m for m in imported_modules(path) if matches(m, {"typer", "nirvana.cli", "nirvana.commands"}))
+    eager = sorted(m for m in _module_level_imports(path) if matches(m, {"torch", "numpy", "safetensors", "nirvana.lottery"}))
+    assert (cli, eager) == ([], [])

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from db.models.verifications import VerificationState
 from nirvana.lottery.training.recipes import Recipe
 
 
@@ -17,7 +18,7 @@ class VerificationRead(BaseModel):
     id: uuid.UUID
     ticket_id: str
     task: str
-    state: str
+    state: VerificationState
     progress: float
     attempts: int
     max_attempts: int

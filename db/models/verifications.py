@@ -11,8 +11,9 @@ import enum
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, false, text
+from sqlalchemy import Boolean, CheckConstraint, Dialect, Float, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, CreatedAt, Sha256, Timestamp, UUIDPrimaryKey
@@ -36,6 +37,20 @@ class VerificationState(enum.StrEnum):
 _STATES = ", ".join(f"'{s.value}'" for s in VerificationState)
 
 
+class _StateColumn(TypeDecorator[VerificationState]):
+    """A ``VerificationState`` stored as its value in ``VARCHAR(16)`` (the CHECK
+    constraint above lists the values), read back as the enum."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: VerificationState | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else VerificationState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> VerificationState | None:
+        return None if value is None else VerificationState(value)
+
+
 class Verification(Base):
     __tablename__ = "verifications"
     __table_args__ = (
@@ -56,7 +71,7 @@ class Verification(Base):
     recipe: Mapped[dict[str, Any]] = mapped_column(JSONB)
     claimed_accuracy: Mapped[float] = mapped_column(Float)
 
-    state: Mapped[str] = mapped_column(String(16), server_default=VerificationState.QUEUED.value)
+    state: Mapped[VerificationState] = mapped_column(_StateColumn(), server_default=VerificationState.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
     progress: Mapped[float] = mapped_column(Float, server_default="0")
@@ -78,5 +93,5 @@ class Verification(Base):
 
     @property
     def finished(self) -> bool:
-        return VerificationState(self.state).finished
+        return self.state.finished
 

@@ -13,7 +13,7 @@ from db.models.tickets import Ticket
 from db.models.verifications import Verification, VerificationState
 
 #: States that keep a ticket's own task from being verified again: pending or done.
-_BLOCKING = (VerificationState.QUEUED.value, VerificationState.RUNNING.value, VerificationState.SUCCEEDED.value)
+_BLOCKING = (VerificationState.QUEUED, VerificationState.RUNNING, VerificationState.SUCCEEDED)
 
 
 def get_verification(session: Session, verification_id: uuid.UUID, *, with_ticket: bool = False) -> Verification | None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from nirvana.errors import NirvanaError, PortInUseError
+
+if TYPE_CHECKING:
+    from nirvana.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +54,9 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def make_client(url: str | None, token: str | None) -> Any:
+def make_client(url: str | None, token: str | None) -> Client:
+    """The client the commands use; imported on first use, so ``nirvana --help`` and
+    the commands that need no server do not pay for httpx."""
     from nirvana.client import Client
 
     return Client(url=url, token=token)

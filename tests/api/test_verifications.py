@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.deps import get_settings
+from api.schemas.verifications import VerificationRead
+from db.models.verifications import VerificationState
 
 from tests.support.datasets import write_idx_set
 from tests.support.tickets import make_ticket
@@ -81,3 +83,9 @@ def test_transfer_between_tasks_of_the_same_shape(
     assert response.headers["location"] == f"/api/v1/verifications/{queued['id']}"
     detail = client.get(f"/api/v1/tickets/{ticket['id']}").json()
     assert [v["task"] for v in detail["verifications"]] == ["fashion-mnist", "mnist"]
+
+
+def test_the_state_is_an_enum_in_the_schema() -> None:
+    schema = VerificationRead.model_json_schema()
+    state = schema["$defs"]["VerificationState"]
+    assert state["enum"] == [s.value for s in VerificationState] == ["queued", "running", "succeeded", "failed", "cancelled"]

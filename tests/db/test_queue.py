@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from db import queue
 from db.blobs import LocalBlobStorage
 from db.models.tickets import Ticket
-from db.models.verifications import Verification
+from db.models.verifications import Verification, VerificationState
+from db.notifications import QueueListener, wait_for_work
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from tests.factories.tickets import store_queued
 
@@ -50,6 +51,8 @@ def test_claim_takes_the_oldest_queued_job_once(db_session: Session, storage: Lo
     assert queue.claim_next(db_session, worker_id="w3", lease_seconds=60) is None
     row = _row(db_session, first.id)
     assert (row.state, row.worker_id, row.lease_token) == ("running", "w1", a.lease_token)
+    db_session.expire(row)  # read back from the database: an enum, not a string
+    assert row.state is VerificationState.RUNNING and not row.finished
     assert row.started_at is not None and row.lease_expires_at is not None
 
 
@@ -206,14 +209,14 @@ def test_concurrent_workers_never_claim_the_same_job(fresh_database_url: str, tm
 def test_listener_wakes_when_a_job_is_queued(fresh_database_url: str, tmp_path: Path) -> None:
     engine = make_engine(fresh_database_url)
     factory = make_sessionmaker(engine)
-    with queue.QueueListener(fresh_database_url) as listener:
+    with QueueListener(fresh_database_url) as listener:
         assert listener.wait(0.2) is False
         with unit_of_work(factory) as session:
             store_queued(session, LocalBlobStorage(tmp_path))
         # Queued while nobody was waiting: the subscription kept the notification.
         assert listener.wait(5.0) is True
         assert listener.wait(0.1) is False
-    assert queue.wait_for_work(fresh_database_url, 0.1) is False
+    assert wait_for_work(fresh_database_url, 0.1) is False
     engine.dispose()
 
 
