@@ -23,7 +23,6 @@ def latest_states(session: Session, ticket_ids: Sequence[str], task: str) -> dic
     rows = session.execute(
         select(Verification.ticket_id, Verification.state)
         .where(Verification.ticket_id.in_(list(ticket_ids)), Verification.task == task)
-        .order_by(Verification.ticket_id, Verification.created_at.desc())
-        .distinct(Verification.ticket_id)
+        .order_by(Verification.created_at)
     ).all()
-    return {ticket_id: state for ticket_id, state in rows}
+    return {ticket_id: state for ticket_id, state in rows}  # the latest one wins
