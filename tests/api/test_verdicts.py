@@ -32,7 +32,8 @@ def finish_next(session: Session, result: dict[str, Any] | None, state: str = "s
 
 @pytest.fixture
 def board(client: TestClient, auth: dict[str, str], db_session: Session) -> dict[str, str]:
-    """Five tickets on digits, one per status, uploaded and finished in this order."""
+    """Six tickets on digits, one per status (failed: its only verification failed),
+    uploaded and finished in this order."""
     ids: dict[str, str] = {}
     for name, density, result in [
         ("win_dense", 0.6, schema2_result("winning", 0.91, density=0.6)),
@@ -42,6 +43,8 @@ def board(client: TestClient, auth: dict[str, str], db_session: Session) -> dict
     ]:
         ids[name] = upload(client, auth, density=density, mask_seed=len(ids), title=name)["id"]
         finish_next(db_session, result)
+    ids["failed"] = upload(client, auth, density=0.4, mask_seed=11, title="failed")["id"]
+    finish_next(db_session, None, state="failed")
     ids["pending"] = upload(client, auth, density=0.3, mask_seed=9, title="pending")["id"]
     return ids
 
@@ -55,7 +58,7 @@ def listed(client: TestClient, **params: Any) -> list[str]:
 def test_ticket_json_carries_its_latest_verdict(client: TestClient, board: dict[str, str]) -> None:
     verdicts = {name: client.get(f"/api/v1/tickets/{tid}").json()["verdict"] for name, tid in board.items()}
     assert verdicts == {"win_dense": "winning", "not_reproduced": "not_reproduced", "win_sparse": "winning",
-                        "not_winning": "not_winning", "pending": None}  # fmt: skip
+                        "not_winning": "not_winning", "failed": None, "pending": None}  # fmt: skip
     stored = client.get(f"/api/v1/tickets/{board['win_sparse']}").json()
     result = stored["verifications"][0]["result"]
     assert result["schema"] == 2 and result["arms"]["ticket"]["early_stop_test_accuracy"]["n"] == 2
@@ -66,12 +69,12 @@ def test_verdict_filter(client: TestClient, board: dict[str, str]) -> None:
     assert set(listed(client, verdict="winning")) == {board["win_dense"], board["win_sparse"]}
     assert listed(client, verdict="not_winning") == [board["not_winning"]]
     assert listed(client, verdict="not_reproduced") == [board["not_reproduced"]]
-    assert listed(client, verdict="pending") == [board["pending"]]
+    assert set(listed(client, verdict="pending")) == {board["pending"], board["failed"]}  # no verdict yet
     assert listed(client, verdict="winning", task="digits", arch="lenet_32_16")
 
 
 def test_rank_puts_winning_first_sparsest_first(client: TestClient, board: dict[str, str]) -> None:
-    order = ["win_sparse", "win_dense", "not_winning", "pending", "not_reproduced"]
+    order = ["win_sparse", "win_dense", "not_winning", "pending", "failed", "not_reproduced"]
     assert listed(client, sort="rank") == [board[n] for n in order]
     # Keyset pages of two follow the same order.
     pages, cursor = [], None
@@ -92,7 +95,7 @@ def test_rank_puts_winning_first_sparsest_first(client: TestClient, board: dict[
 def test_every_sort_orders_and_pages(client: TestClient, board: dict[str, str], sort: str, key: str, reverse: bool) -> None:
     items = client.get("/api/v1/tickets", params={"sort": sort}).json()["items"]
     values = [t[key] for t in items]
-    assert len(items) == 5 and values == sorted(values, reverse=reverse)
+    assert len(items) == 6 and values == sorted(values, reverse=reverse)
     first = client.get("/api/v1/tickets", params={"sort": sort, "limit": 3}).json()
     rest = client.get("/api/v1/tickets", params={"sort": sort, "cursor": first["next_cursor"]}).json()
     assert [t["id"] for t in first["items"] + rest["items"]] == [t["id"] for t in items]
@@ -118,25 +121,20 @@ def test_a_cursor_of_one_sort_is_refused_by_another(client: TestClient, board: d
     assert response.status_code == 400 and response.json()["code"] == "invalid_cursor"
 
 
-def test_task_page_ranks_and_colours_verdicts(client: TestClient, board: dict[str, str], db_session: Session,
-                                              auth: dict[str, str]) -> None:  # fmt: skip
-    failed = upload(client, auth, density=0.4, mask_seed=11, title="failed")["id"]
-    for _ in range(3):  # up to max_attempts: each failure is final here
-        claim = claim_next(db_session, worker_id="verdicts-test", lease_seconds=60)
-        if claim is None:
-            break
-        finish(db_session, claim.verification_id, claim.lease_token, state="failed", error="boom")
-    db_session.flush()
+def test_task_page_ranks_and_colours_verdicts(client: TestClient, board: dict[str, str]) -> None:
     page = client.get("/tasks/digits").text
     rows = page.split('<table id="leaderboard">')[1]
     assert rows.index(board["win_sparse"]) < rows.index(board["win_dense"]) < rows.index(board["not_winning"])
     assert rows.index(board["not_winning"]) < rows.index(board["pending"]) < rows.index(board["not_reproduced"])
     for status in ("winning", "not_winning", "not_reproduced", "pending"):
         assert f'<span class="verdict-badge {status}">' in rows and f'class="point {status}"' in page
-    assert f'data-ticket="{failed}" data-status="failed"' in rows
+    assert f'data-ticket="{board["failed"]}" data-status="failed"' in rows
+    assert '<span class="verdict-badge failed">failed</span>' in rows
     refuted = rows.split(f'data-ticket="{board["not_reproduced"]}"')[1].split("</tr>")[0]
     assert "not reproduced" in refuted and "claimed" not in refuted
-    assert "lenet_32_16: the smallest winning ticket: 20.0% of the weights at 90.5% accuracy (dense 92.0%)" in page
+    sparse = client.get(f"/api/v1/tickets/{board['win_sparse']}").json()
+    assert (f"lenet_32_16: the smallest winning ticket: {sparse['density']:.1%} of the weights at 90.5% accuracy "
+            "(dense 92.0%)") in page  # fmt: skip
     assert 'class="dense-band"' in page and page.count('class="frontier"') == 1
     assert '<div class="table-scroll">' in page
 

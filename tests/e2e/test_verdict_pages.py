@@ -12,6 +12,7 @@ import pytest
 
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
+from nirvana.client import Client
 from tests.support.browser import dump_dom, layout_at_width, screenshot
 from tests.support.processes import running, service_env, uvicorn_server
 from tests.support.tickets import make_ticket
@@ -37,8 +38,6 @@ def test_worker_verdict_with_two_replicates_in_the_browser(fresh_database_url: s
         assert 'http-equiv="refresh"' in queued and "<progress" in queued  # refreshes itself until done
         stack.enter_context(running(["-m", "worker"], env, tmp_path / "worker.log"))
         with httpx.Client(base_url=url, timeout=30) as http:
-            from nirvana.client import Client
-
             with Client(url=url, token=token) as client:
                 done = client.wait(ticket["id"], timeout=600, progress=False)
             assert done["state"] == "succeeded", (tmp_path / "worker.log").read_text()
