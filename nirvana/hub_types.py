@@ -101,6 +101,10 @@ class TicketInfo(_Answer):
     verified: bool = False
     verified_accuracy: float | None = None
     winning: bool | None = None
+    #: The latest verdict on its own task (``winning``, ``not_winning``,
+    #: ``not_reproduced``); None while pending.
+    verdict: str | None = None
+    dense_accuracy: float | None = None
     created_at: dt.datetime | None = None
     links: TicketLinks | None = None
     recipe: dict[str, Any] | None = None

@@ -39,6 +39,10 @@ class JobSpec:
     device: str | None = None
     #: torch's intra-op CPU threads; ``None``: torch's default (one per core).
     threads: int | None = None
+    #: Replicates per arm (the worker's ``NIRVANA_VERIFY_REPLICATES``).
+    replicates: int = 3
+    #: Which figure the claim is of: ``"final"`` or ``"early_stop"`` test accuracy.
+    claimed_at: str = "final"
 
 
 class _Throttled:
@@ -108,6 +112,8 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
         recipe=recipe,
         claimed_accuracy=job.claimed_accuracy,
         scheme=job.init_scheme,
+        replicates=job.replicates,
+        claimed_at=job.claimed_at,
         device=device,
         on_progress=_Throttled(progress_queue),
     )

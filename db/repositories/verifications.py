@@ -61,3 +61,16 @@ def duration_histogram(session: Session, bounds: Sequence[float]) -> DurationHis
     columns = [func.count().filter(timed.c.s <= bound) for bound in bounds]
     row = session.execute(select(*columns, func.count(), func.coalesce(func.sum(timed.c.s), 0.0))).one()
     return DurationHistogram(at_most=[int(n) for n in row[: len(bounds)]], count=int(row[-2]), total_seconds=float(row[-1]))
+
+
+def latest_states(session: Session, ticket_ids: Sequence[str], task: str) -> dict[str, str]:
+    """The state of each ticket's latest verification on ``task`` (tickets without one
+    are absent): what a task page shows for a ticket that has no verdict yet."""
+    if not ticket_ids:
+        return {}
+    rows = session.execute(
+        select(Verification.ticket_id, Verification.state)
+        .where(Verification.ticket_id.in_(list(ticket_ids)), Verification.task == task)
+        .order_by(Verification.created_at)
+    ).all()
+    return {ticket_id: state for ticket_id, state in rows}  # the latest one wins

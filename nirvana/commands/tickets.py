@@ -4,6 +4,7 @@ token from ``--token``/``NIRVANA_TOKEN``/``$NIRVANA_HOME/token``."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,23 @@ from nirvana.hub_types import VerificationInfo, VerificationState
 
 if TYPE_CHECKING:
     from nirvana.client import Client
+
+class Verdict(str, enum.Enum):
+    winning = "winning"
+    not_winning = "not_winning"
+    not_reproduced = "not_reproduced"
+    pending = "pending"
+
+
+class Sort(str, enum.Enum):
+    sparsity = "sparsity"
+    sparsest = "-sparsity"
+    accuracy = "accuracy"
+    most_accurate = "-accuracy"
+    created = "created"
+    newest = "-created"
+    rank = "rank"
+
 
 IdArgument = Annotated[str, typer.Argument(help="Ticket id: the full id or a unique prefix of 12+ characters.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of a table.")]
@@ -87,7 +105,8 @@ def tickets(
     arch: Annotated[str | None, typer.Option(help="Only this architecture.")] = None,
     tag: Annotated[str | None, typer.Option(help="Only tickets with this tag.")] = None,
     verified: Annotated[bool | None, typer.Option("--verified/--unverified", help="Only (un)verified tickets.")] = None,
-    sort: Annotated[str, typer.Option(help="-sparsity, -accuracy or -created.")] = "-created",
+    verdict: Annotated[Verdict | None, typer.Option(help="Only tickets with this verdict (pending: none yet).")] = None,
+    sort: Annotated[Sort, typer.Option(help="rank: winning first, sparsest first.")] = Sort.newest,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 20,
     as_json: JsonOption = False,
     url: UrlOption = None,
@@ -95,7 +114,8 @@ def tickets(
     """List tickets, newest first unless --sort says otherwise. An unknown --task or
     --arch is an error naming what exists."""
     with make_client(url, None) as client:
-        items = list(client.tickets(task=task, arch=arch, tag=tag, verified=verified, sort=sort, limit=limit))
+        items = list(client.tickets(task=task, arch=arch, tag=tag, verified=verified, sort=sort.value, limit=limit,
+                                    verdict=verdict.value if verdict is not None else None))  # fmt: skip
         if not items:
             _refuse_unknown_filters(client, task=task, arch=arch)
     if as_json:
@@ -107,10 +127,10 @@ def tickets(
     # The title comes last and whole: people tell tickets apart by it.
     rows = [
         [t.short_id, t.task, t.architecture, _pct(t.sparsity), _pct(t.accuracy),
-         "yes" if t.verified else "no", t.title]
+         (t.verdict or "pending").replace("_", " "), t.title]
         for t in items
     ]  # fmt: skip
-    typer.echo(_table(["ID", "TASK", "ARCHITECTURE", "SPARSITY", "ACCURACY", "VERIFIED", "TITLE"], rows))
+    typer.echo(_table(["ID", "TASK", "ARCHITECTURE", "SPARSITY", "ACCURACY", "VERDICT", "TITLE"], rows))
 
 
 @reports_errors
@@ -130,7 +150,7 @@ def show(id: IdArgument, as_json: JsonOption = False, url: UrlOption = None) -> 
         ("sparsity", f"{_pct(t.sparsity)} ({t.remaining} of {t.prunable} prunable weights kept)"),
         ("claimed", _pct(t.claimed.test_accuracy)),
         ("verified", _pct(t.verified_accuracy) if t.verified else "no"),
-        ("winning", {True: "yes", False: "no", None: "-"}[t.winning]),
+        ("verdict", (t.verdict or "pending").replace("_", " ")),
         ("tags", ", ".join(t.tags) or "-"),
     ]
     typer.echo("\n".join(f"{name:<13}{value}" for name, value in fields))
@@ -144,6 +164,9 @@ def show(id: IdArgument, as_json: JsonOption = False, url: UrlOption = None) -> 
             ["VERIFICATION", "STATE", "PROGRESS", "ATTEMPTS"],
             [[v.id, v.state.value, _pct(v.progress), str(v.attempts)] for v in t.verifications],
         ))  # fmt: skip
+        done = [v for v in t.verifications if v.state is VerificationState.SUCCEEDED and v.result]
+        if done and done[-1].result is not None:
+            typer.echo("\n" + _verdict_lines(done[-1].result))
 
 
 @reports_errors
@@ -163,12 +186,35 @@ def tasks(as_json: JsonOption = False, url: UrlOption = None) -> None:
     typer.echo(_table(["TASK", "INPUT", "CLASSES", "TRAIN/TEST", "AVAILABLE", "TICKETS"], rows))
 
 
+def _stat(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "-"
+    return f"{100 * s['mean']:.2f}" + (f" ± {100 * s['std']:.2f}" if s.get("n", 1) > 1 else "") + "%"
+
+
+def _verdict_lines(result: dict[str, Any]) -> str:
+    """Every arm as mean ± std, the verdict and its reasons (schema 1: the single runs)."""
+    if result.get("schema", 1) < 2:
+        runs = result.get("runs") or {}
+        rows = [[name.replace("_", " "), _pct(r.get("test_accuracy")), "-", "1"] for name, r in runs.items()]
+        verdict = "not_reproduced" if not result.get("reproduced") else "winning" if result.get("winning") else "not_winning"
+        reasons: list[str] = ["an earlier protocol (result schema 1): one run per arm"]
+    else:
+        arms = result.get("arms") or {}
+        rows = [[name.replace("_", " "), _stat(a.get("early_stop_test_accuracy")), _stat(a.get("test_accuracy")),
+                 str((a.get("test_accuracy") or {}).get("n", "-"))] for name, a in arms.items()]  # fmt: skip
+        verdict, reasons = str(result.get("verdict")), list(result.get("reasons") or [])
+        if result.get("instability") is not None:
+            reasons.append(f"instability (error barrier between two ticket replicates): {100 * result['instability']:.2f} points")
+    table = _table(["ARM", "EARLY-STOP ACCURACY", "FINAL ACCURACY", "N"], rows)
+    return "\n".join([table, f"verdict: {verdict.replace('_', ' ')}", *(f"  - {r}" for r in reasons)])
+
+
 def _summary(v: VerificationInfo) -> str:
     line = f"verification {v.id}: {v.state.value} ({_pct(v.progress)}, attempt {v.attempts})"
     result = v.result or {}
     if v.state is VerificationState.SUCCEEDED and result:
-        verdict = {k: result[k] for k in ("test_accuracy", "reproduced", "winning") if k in result}
-        line += "  " + " ".join(f"{k}={val}" for k, val in verdict.items())
+        line += "\n" + _verdict_lines(result)
     if v.error:
         line += f"\n  error: {v.error}"
     return line
