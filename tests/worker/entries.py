@@ -32,3 +32,10 @@ def serve(settings: dict[str, Any], entry: str, pid_dir: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     os.environ[PID_DIR_ENV] = pid_dir
     run_worker(WorkerSettings(**settings), entry=entry)
+
+
+def report_pid(job: JobSpec, progress: ProgressSink) -> dict[str, Any]:
+    """Finish at once with this child's pid in the result (warm-child tests); the rest
+    is the least a succeeded verification records on its ticket."""
+    progress.put(1.0)
+    return {"pid": os.getpid(), "runs": {"ticket": {"test_accuracy": 0.5}}, "reproduced": False, "winning": False}

@@ -29,7 +29,8 @@ from nirvana.lottery.tickets.digests import tensors_digest
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.pruning.masks import random_mask_like, sparsity_report
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import Recipe, train
+from nirvana.lottery.training.execution import Execution, ExecutionOptions, RunInput, train_runs
+from nirvana.lottery.training.loop import Recipe
 
 RUN_NAMES = ("ticket", "reinit", "random_mask", "dense")
 
@@ -85,6 +86,7 @@ class VerificationResult:
     recipe: Recipe
     reinit_seed: int
     random_mask_seed: int
+    execution: Execution
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class VerificationResult:
             "recipe": self.recipe.model_dump(mode="json"),
             "reinit_seed": self.reinit_seed,
             "random_mask_seed": self.random_mask_seed,
+            "execution": self.execution.to_dict(),
         }
 
 
@@ -118,6 +121,12 @@ def _reinit(
         seed += 1
 
 
+def _model(architecture: str, task_spec: TaskSpec, weights: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+    model = build_model(architecture, task_spec.input_shape, task_spec.num_classes)
+    model.load_state_dict(dict(weights))
+    return model
+
+
 def verify_ticket(
     *,
     architecture: str,
@@ -131,12 +140,14 @@ def verify_ticket(
     device: str | torch.device = "cpu",
     control_seed: int = 1,
     on_progress: Callable[[float], None] | None = None,
+    options: ExecutionOptions | None = None,
 ) -> VerificationResult:
     """Run the four runs (see the module docstring) and return the verdict.
 
     ``init`` and ``mask`` are assumed validated (``prepare_ticket`` does it).
     ``on_progress(fraction)`` reports progress in [0, 1] over all runs; an exception
-    it raises stops the verification and propagates (cancellation).
+    it raises stops the verification and propagates (cancellation). ``options``: how
+    the runs execute (batched or not, precision; ``nirvana.lottery.training.execution``).
     """
     info = describe(architecture, task_spec.input_shape, task_spec.num_classes)
     digest = tensors_digest(init)
@@ -149,17 +160,12 @@ def verify_ticket(
         ("random_mask", init, random_mask_like(mask, random_seed), density),
         ("dense", init, None, 1.0),
     ]
-    runs: dict[str, RunResult] = {}
-    for i, (name, weights, run_mask, run_density) in enumerate(plans):
-        model = build_model(architecture, task_spec.input_shape, task_spec.num_classes)
-        model.load_state_dict(dict(weights))
-
-        def progress(step: int, total: int, i: int = i) -> None:
-            if on_progress is not None:
-                on_progress((i + step / total) / len(plans))
-
-        result = train(model, task_data, recipe, mask=run_mask, device=device, on_progress=progress)
-        runs[name] = RunResult(result.test_accuracy, result.curve, run_density, result.seconds)
+    inputs = [RunInput(_model(architecture, task_spec, weights), run_mask, recipe) for _, weights, run_mask, _ in plans]
+    results, execution = train_runs(inputs, task_data, device=device, options=options, on_progress=on_progress)
+    runs = {
+        name: RunResult(r.test_accuracy, r.curve, run_density, r.seconds)
+        for (name, _, _, run_density), r in zip(plans, results, strict=True)
+    }
 
     tol = tolerance(claimed_accuracy, int(task_data.y_test.shape[0]))
     ticket = runs["ticket"].test_accuracy
@@ -180,4 +186,5 @@ def verify_ticket(
         recipe=recipe,
         reinit_seed=reinit_seed,
         random_mask_seed=random_seed,
+        execution=execution,
     )
