@@ -69,6 +69,8 @@ def random_data(spec: TaskSpec, n_train: int, n_test: int, device: str) -> TaskD
         x_test=torch.rand(n_test, *spec.input_shape, generator=g).to(device),
         y_test=torch.randint(0, spec.num_classes, (n_test,), generator=g).to(device),
         fingerprint="random",
+        x_val=torch.zeros(0, *spec.input_shape).to(device),
+        y_val=torch.zeros(0, dtype=torch.int64).to(device),
     )
 
 

@@ -4,7 +4,7 @@
 For each model of ``--models``, one full verification's worth of runs: 4 arms (ticket,
 reinit, random mask, dense) x ``--replicates`` (3) runs of a short recipe, every run
 with its own init, mask and data order, as ``nirvana.lottery.training.execution.
-train_runs`` trains them. Timed in the same run, rounds alternating and the best of
+train_many`` trains them. Timed in the same run, rounds alternating and the best of
 each kept (a shared machine disturbs both alike):
 
 - batched (``batching="on"``) and one at a time (``batching="off"``), wall seconds of
@@ -42,7 +42,7 @@ from nirvana.lottery.models.architectures import build_model, describe  # noqa: 
 from nirvana.lottery.models.init import generate_init  # noqa: E402
 from nirvana.lottery.pruning.masks import dense_mask, random_mask_like  # noqa: E402
 from nirvana.lottery.training.execution import (  # noqa: E402
-    ExecutionOptions, RunInput, choose_batched, train_runs,
+    ExecutionOptions, RunInput, choose_batched, train_many,
 )
 from nirvana.lottery.training.loop import train  # noqa: E402
 from nirvana.lottery.training.recipes import Recipe  # noqa: E402
@@ -70,6 +70,8 @@ def random_data(spec: TaskSpec, n_train: int, n_test: int, device: str) -> TaskD
         x_test=torch.rand(n_test, *spec.input_shape, generator=g).to(device),
         y_test=torch.randint(0, spec.num_classes, (n_test,), generator=g).to(device),
         fingerprint="random",
+        x_val=torch.rand(n_test, *spec.input_shape, generator=g).to(device),
+        y_val=torch.randint(0, spec.num_classes, (n_test,), generator=g).to(device),
     )
 
 
@@ -109,7 +111,7 @@ def verification_runs(case: Case, replicates: int) -> list[RunInput]:
 def time_verification(case: Case, batching: str, args: argparse.Namespace) -> float:
     runs = verification_runs(case, args.replicates)
     start = time.perf_counter()
-    train_runs(runs, case.data, device=args.device, options=ExecutionOptions(batching=batching),  # type: ignore[arg-type]
+    train_many(runs, case.data, device=args.device, options=ExecutionOptions(batching=batching),  # type: ignore[arg-type]
                eval_every=0)
     return time.perf_counter() - start
 

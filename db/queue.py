@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from db.models import Ticket, Verification, VerificationState
 # Waking idle workers lives beside the queue; re-exported so ``queue`` is the one API.
 from db.notifications import CHANNEL, QueueListener, wait_for_work
+from db.results import dense_accuracy_of, ticket_accuracy_of, verdict_of
 
 _FINAL = (VerificationState.SUCCEEDED, VerificationState.FAILED, VerificationState.CANCELLED)
 
@@ -238,7 +239,7 @@ def finish(
     """Record the end of a job the caller holds: ``succeeded``, ``failed`` or ``cancelled``.
 
     A ``succeeded`` result on the ticket's own task also updates the ticket
-    (``verified``, ``verified_accuracy``, ``accuracy``, ``winning``); a result on
+    (``verified``, ``verified_accuracy``, ``accuracy``, ``winning``, ``verdict``); a result on
     another task is a transfer evaluation and leaves the ticket's figures alone.
     Raises ``LeaseLostError`` when the lease is no longer held (nothing is written).
     """
@@ -272,16 +273,19 @@ def finish(
 
 
 def _record_on_ticket(session: Session, *, ticket_id: str, task: str, result: Mapping[str, Any]) -> None:
-    accuracy = float(result["runs"]["ticket"]["test_accuracy"])
+    accuracy = ticket_accuracy_of(result)
+    verdict = verdict_of(result)
     session.execute(
         update(Ticket)
         # Only a verification on the task the ticket was found on speaks for its claim.
         .where(Ticket.id == ticket_id, Ticket.task == task)
         .values(
-            verified=bool(result["reproduced"]),
+            verified=verdict != "not_reproduced",
             verified_accuracy=accuracy,
             accuracy=accuracy,
-            winning=bool(result["winning"]),
+            winning=verdict == "winning",
+            verdict=verdict,
+            dense_accuracy=dense_accuracy_of(result),
         )
         .execution_options(synchronize_session="fetch")
     )

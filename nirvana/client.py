@@ -164,13 +164,16 @@ class Client:
         sort: str | None = None,
         limit: int | None = None,
         page_size: int = 100,
+        verdict: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Tickets matching every filter given, following ``next_cursor`` page by page.
 
         Args:
             task, arch, tag: exact matches. min_sparsity, max_sparsity: in [0, 1].
             verified: only tickets whose verification succeeded (True) or not (False).
-            sort: ``-sparsity``, ``-accuracy`` or ``-created`` (the server's default).
+            verdict: ``winning``, ``not_winning``, ``not_reproduced`` or ``pending``.
+            sort: ``sparsity``, ``-sparsity``, ``accuracy``, ``-accuracy``, ``created``,
+                ``-created`` (the server's default) or ``rank`` (winning first, sparsest first).
             limit: stop after this many tickets (default: all of them).
             page_size: tickets per request (the server caps it at 200).
 
@@ -182,7 +185,7 @@ class Client:
         """
         params: dict[str, Any] = {
             "task": task, "arch": arch, "tag": tag, "min_sparsity": min_sparsity,
-            "max_sparsity": max_sparsity, "sort": sort,
+            "max_sparsity": max_sparsity, "sort": sort, "verdict": verdict,
         }  # fmt: skip
         if verified is not None:
             params["verified"] = "true" if verified else "false"

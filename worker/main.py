@@ -123,6 +123,8 @@ def _job_spec(factory: sessionmaker[Session], settings: WorkerSettings, claim: q
             batching=settings.verify_batch,
             max_batch=settings.verify_max_batch,
             compile=settings.verify_compile,
+            replicates=settings.verify_replicates,
+            claimed_at=str(ticket.manifest.get("claimed", {}).get("at", "final")),
         )
 
 
@@ -214,8 +216,7 @@ def _record(
             log.warning("verification %s: %s; now %s", vid, describe_exit(exitcode), state.value)
         elif ended[0] == "ok":
             queue.finish(session, claim, state=VerificationState.SUCCEEDED, result=ended[1])
-            log.info("verification %s succeeded (reproduced=%s, winning=%s)", vid,
-                     ended[1].get("reproduced"), ended[1].get("winning"))
+            log.info("verification %s succeeded (verdict %s)", vid, ended[1].get("verdict"))
         elif ended[0] == "user_error":
             queue.finish(session, claim, state=VerificationState.FAILED, error=ended[2])
             log.info("verification %s failed: %s (%s)", vid, ended[2], ended[1])

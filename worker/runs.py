@@ -43,6 +43,10 @@ class JobSpec:
     batching: Literal["auto", "on", "off"] = "auto"
     max_batch: int | None = None
     compile: bool = False
+    #: Replicates per arm (the worker's ``NIRVANA_VERIFY_REPLICATES``).
+    replicates: int = 3
+    #: Which figure the claim is of: ``"final"`` or ``"early_stop"`` test accuracy.
+    claimed_at: str = "final"
 
 
 class _Throttled:
@@ -132,6 +136,8 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
         recipe=recipe,
         claimed_accuracy=job.claimed_accuracy,
         scheme=job.init_scheme,
+        replicates=job.replicates,
+        claimed_at=job.claimed_at,
         device=device,
         on_progress=_Throttled(progress_queue),
         options=ExecutionOptions(batching=job.batching, max_batch=job.max_batch,

@@ -44,6 +44,8 @@ class WorkerSettings(StorageSettings):
     verify_compile: bool = False
     #: How long a child has to exit after SIGTERM before it gets SIGKILL.
     kill_grace_seconds: float = Field(default=5.0, ge=0)
+    #: Replicates per arm of a verification (``NIRVANA_VERIFY_REPLICATES``).
+    verify_replicates: int = Field(default=3, ge=1, le=20)
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> WorkerSettings:

@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep, SettingsDep
-from api.pages.charts import Point, learning_curves_chart, sparsity_accuracy_chart
+from api.pages.charts import COLORS
+from api.pages.views import LABELS, result_view, task_view
 from db.repositories.tickets import (
     AmbiguousTicketRefError,
     InvalidTicketRefError,
@@ -19,6 +20,7 @@ from db.repositories.tickets import (
     find_ticket,
     list_tickets,
 )
+from db.repositories.verifications import latest_states
 from nirvana.lottery.errors import UnknownTaskError
 from nirvana.lottery.data.tasks import get_task, is_available, list_tasks
 
@@ -47,15 +49,9 @@ def task_page(request: Request, name: str, session: SessionDep, verified: bool |
         spec = get_task(name)
     except UnknownTaskError:
         return _not_found(request, f"task {name!r}")
-    tickets, _ = list_tickets(session, TicketFilters(task=name, verified=verified), sort="-sparsity", limit=LEADERBOARD_SIZE)
-    points = [
-        Point(t.density, t.accuracy, f"{t.short_id}: {t.density:.1%} weights, {t.accuracy:.1%}", f"/tickets/{t.id}", t.verified)
-        for t in tickets
-    ]
-    chart = sparsity_accuracy_chart(points) if points else None
-    return templates.TemplateResponse(
-        request, "task.html", {"spec": spec, "tickets": tickets, "chart": chart, "verified": verified}
-    )
+    tickets, _ = list_tickets(session, TicketFilters(task=name, verified=verified), sort="rank", limit=LEADERBOARD_SIZE)
+    view = task_view(tickets, latest_states(session, [t.id for t in tickets if t.verdict is None], name))
+    return templates.TemplateResponse(request, "task.html", {"spec": spec, "verified": verified, **view})
 
 
 @router.get("/tickets/{ref}", response_class=HTMLResponse)
@@ -69,8 +65,9 @@ def ticket_page(request: Request, ref: str, session: SessionDep) -> HTMLResponse
     runs: list[dict[str, Any]] = []
     for verification in reversed(ticket.verifications):
         result = verification.result or {}
-        curves = {name: run["curve"] for name, run in result.get("runs", {}).items() if run.get("curve")}
-        runs.append(
-            {"verification": verification, "result": result, "chart": learning_curves_chart(curves) if curves else None}
-        )
-    return templates.TemplateResponse(request, "ticket.html", {"ticket": ticket, "runs": runs})
+        runs.append({"verification": verification, "result": result, "view": result_view(result) if result else None})
+    # A page with a verification under way reloads itself until it is done.
+    live = any(not v.finished for v in ticket.verifications)
+    return templates.TemplateResponse(
+        request, "ticket.html", {"ticket": ticket, "runs": runs, "live": live, "labels": LABELS, "colors": COLORS}
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import torch
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep
@@ -12,7 +13,9 @@ from api.schemas.tickets import TicketPage, TicketRead, TicketSummary
 from api.submissions import submit_ticket
 from api.tickets import ticket_or_404
 from db.models.tickets import Ticket
-from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, list_tickets
+from db.repositories.tickets import SORTS, VERDICT_FILTERS, InvalidCursorError, TicketFilters, list_tickets
+from nirvana.lottery.data.tasks import get_task
+from nirvana.lottery.models.architectures import build_model
 
 router = APIRouter(tags=["tickets"])
 
@@ -63,17 +66,25 @@ def read_tickets(
     min_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     verified: bool | None = None,
+    verdict: Annotated[str | None, Query(description=f"one of {', '.join(VERDICT_FILTERS)}")] = None,
     sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "-created",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
 ) -> TicketPage:
     """Tickets matching every filter given, one page at a time. Pass ``next_cursor``
-    back as ``cursor`` (or follow the ``Link: rel="next"`` header)."""
+    back as ``cursor`` (or follow the ``Link: rel="next"`` header).
+
+    ``sort=rank`` puts winning tickets first, then not winning, pending and not
+    reproduced, sparsest first within each. A task or architecture that does not exist
+    or an unknown verdict is a 422 problem (``unknown_task``, ``unknown_architecture``,
+    ``invalid_verdict``), never an empty list."""
     if sort not in SORTS:
         raise ProblemError(422, "invalid_sort", f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+    _check_filters(task, arch, verdict)
     filters = TicketFilters(
-        task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity, verified=verified
-    )
+        task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity,
+        verified=verified, verdict=verdict,
+    )  # fmt: skip
     try:
         rows, next_cursor = list_tickets(session, filters, sort=sort, limit=limit, cursor=cursor)
     except InvalidCursorError as exc:
@@ -82,6 +93,19 @@ def read_tickets(
         next_url = request.url.include_query_params(cursor=next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return TicketPage(items=[TicketSummary.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+def _check_filters(task: str | None, arch: str | None, verdict: str | None) -> None:
+    """Raise the 422 problem of a filter value that names nothing."""
+    if verdict is not None and verdict not in VERDICT_FILTERS:
+        raise ProblemError(422, "invalid_verdict", f"verdict must be one of {', '.join(VERDICT_FILTERS)}, not {verdict!r}")
+    if task is not None:
+        get_task(task)  # UnknownTaskError: a 422 problem with code unknown_task
+    if arch is not None:
+        # Names are parametric (lenet_<widths>): parse by building on the meta device
+        # (no memory, no init), any image size every family accepts.
+        with torch.device("meta"):
+            build_model(arch, (3, 32, 32), 10)  # UnknownArchitectureError: unknown_architecture
 
 
 @router.get("/tickets/{ref}", response_model=TicketRead)

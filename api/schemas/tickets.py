@@ -4,7 +4,7 @@ these are what the API answers."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -54,6 +54,7 @@ def _ticket_fields(ticket: Ticket) -> dict[str, Any]:
         "verified": ticket.verified,
         "verified_accuracy": ticket.verified_accuracy,
         "winning": ticket.winning,
+        "verdict": ticket.verdict,
         "created_at": ticket.created_at,
         "links": {"self": base, "mask": f"{base}/mask", "init": f"{base}/init"},
     }
@@ -79,6 +80,8 @@ class TicketSummary(BaseModel):
     verified: bool
     verified_accuracy: float | None
     winning: bool | None
+    #: The latest verdict on the ticket's own task; null while pending.
+    verdict: Literal["winning", "not_winning", "not_reproduced"] | None
     created_at: dt.datetime
     links: TicketLinks
 

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nirvana.lottery.training.recipes import Recipe
 
@@ -24,11 +24,20 @@ class VerificationRead(BaseModel):
     cancel_requested: bool
     recipe: dict[str, Any]
     claimed_accuracy: float
+    #: Result schema 2 (``result.schema == 2``) or, written before it, schema 1.
     result: dict[str, Any] | None
     error: str | None
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+
+    @field_validator("result")
+    @classmethod
+    def _mark_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # A result the migration did not see (restored from a dump) is still schema 1.
+        if value is not None and "schema" not in value:
+            return {**value, "schema": 1}
+        return value
 
 
 class TransferCreate(BaseModel):

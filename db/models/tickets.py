@@ -21,7 +21,8 @@ class Ticket(Base):
     step, init digest, mask digest); the same ticket uploaded twice is one row.
     Sparsity figures are computed by the server from the mask, never taken from the
     manifest. ``accuracy`` is the sort key for "-accuracy": the verified ticket
-    accuracy once a verification succeeds, the claimed one before.
+    accuracy once a verification succeeds (the ticket arm's mean early-stop test
+    accuracy; its final accuracy in schema-1 results), the claimed one before.
     """
 
     __tablename__ = "tickets"
@@ -32,6 +33,9 @@ class Ticket(Base):
         CheckConstraint("density > 0 AND density <= 1", name="density_range"),
         CheckConstraint("claimed_accuracy >= 0 AND claimed_accuracy <= 1", name="claimed_accuracy_range"),
         CheckConstraint("rewind_step >= 0", name="rewind_step_nonnegative"),
+        CheckConstraint(
+            "verdict IS NULL OR verdict IN ('winning', 'not_winning', 'not_reproduced')", name="verdict_known"
+        ),
         CheckConstraint("remaining > 0 AND remaining <= prunable", name="remaining_range"),
         Index("ix_tickets_task_density", "task", "density", "id"),
         Index("ix_tickets_task_accuracy", "task", "accuracy", "id"),
@@ -69,6 +73,11 @@ class Ticket(Base):
     verified: Mapped[bool] = mapped_column(Boolean, server_default=false())
     verified_accuracy: Mapped[float | None] = mapped_column(Float)
     winning: Mapped[bool | None] = mapped_column(Boolean)
+    #: The verdict of the latest succeeded verification on the ticket's own task; None
+    #: while none has succeeded (pending).
+    verdict: Mapped[str | None] = mapped_column(String(20))
+    #: Dense's retrained accuracy in that verification (the task page's dense band).
+    dense_accuracy: Mapped[float | None] = mapped_column(Float)
 
     submitter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[CreatedAt]

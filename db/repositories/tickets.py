@@ -10,13 +10,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, case, func, select, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from db.models.tickets import Ticket
 
-SortKey = Literal["-sparsity", "-accuracy", "-created"]
-SORTS: tuple[SortKey, ...] = ("-sparsity", "-accuracy", "-created")
+SortKey = Literal["sparsity", "-sparsity", "accuracy", "-accuracy", "created", "-created", "rank"]
+SORTS: tuple[SortKey, ...] = ("sparsity", "-sparsity", "accuracy", "-accuracy", "created", "-created", "rank")
+#: ``verdict=`` filter values: a verdict, or ``pending`` (none yet).
+VERDICT_FILTERS = ("winning", "not_winning", "not_reproduced", "pending")
+#: ``rank``: winning first, then not winning, pending, not reproduced; sparsest first within each.
+_RANKS = {"winning": 0, "not_winning": 1, "not_reproduced": 3}
+_RANK = case(_RANKS, value=Ticket.verdict, else_=2)
 MIN_PREFIX = 12
 _HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -69,6 +74,7 @@ class TicketFilters:
     min_sparsity: float | None = None
     max_sparsity: float | None = None
     verified: bool | None = None
+    verdict: str | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
@@ -85,21 +91,37 @@ class TicketFilters:
             clauses.append(Ticket.density >= 1 - self.max_sparsity)
         if self.verified is not None:
             clauses.append(Ticket.verified.is_(self.verified))
+        if self.verdict == "pending":
+            clauses.append(Ticket.verdict.is_(None))
+        elif self.verdict is not None:
+            clauses.append(Ticket.verdict == self.verdict)
         return clauses
 
 
-def _sort_columns(sort: SortKey) -> tuple[Any, bool]:
-    """(the column keyed on, ascending?) — the id breaks ties in the same direction."""
-    return {
-        "-sparsity": (Ticket.density, True),
-        "-accuracy": (Ticket.accuracy, False),
-        "-created": (Ticket.created_at, False),
-    }[sort]
+def _sort_columns(sort: SortKey) -> tuple[list[Any], bool]:
+    """(the columns keyed on, ascending?) — the id breaks ties in the same direction."""
+    table: dict[str, tuple[list[Any], bool]] = {
+        "sparsity": ([Ticket.density], False),
+        "-sparsity": ([Ticket.density], True),
+        "accuracy": ([Ticket.accuracy], True),
+        "-accuracy": ([Ticket.accuracy], False),
+        "created": ([Ticket.created_at], True),
+        "-created": ([Ticket.created_at], False),
+        "rank": ([_RANK, Ticket.density], True),
+    }
+    return table[sort]
+
+
+def _rank_of(verdict: str | None) -> int:
+    return _RANKS.get(verdict or "", 2)
 
 
 def encode_cursor(sort: SortKey, ticket: Ticket) -> str:
-    column, _ = _sort_columns(sort)
-    value = getattr(ticket, column.key)
+    value: Any
+    if sort == "rank":
+        value = [_rank_of(ticket.verdict), ticket.density]
+    else:
+        value = getattr(ticket, _sort_columns(sort)[0][0].key)
     if isinstance(value, dt.datetime):
         value = value.isoformat()
     raw = json.dumps({"s": sort, "v": value, "id": ticket.id}, separators=(",", ":")).encode()
@@ -113,8 +135,13 @@ def decode_cursor(sort: SortKey, cursor: str) -> tuple[Any, str]:
         if data["s"] != sort:
             raise InvalidCursorError(f"this cursor belongs to sort={data['s']}, not sort={sort}")
         value = data["v"]
-        if sort == "-created":
+        if sort in ("created", "-created"):
             value = dt.datetime.fromisoformat(value)
+        elif sort == "rank":
+            rank, density = value
+            if not isinstance(rank, int) or not isinstance(density, (int, float)):
+                raise TypeError
+            value = (rank, density)
         elif not isinstance(value, (int, float)):
             raise TypeError
         ticket_id = normalise_ref(data["id"])
@@ -129,13 +156,15 @@ def list_tickets(
     session: Session, filters: TicketFilters, *, sort: SortKey = "-created", limit: int = 50, cursor: str | None = None
 ) -> tuple[list[Ticket], str | None]:
     """One page of tickets and the cursor of the next page (None on the last)."""
-    column, ascending = _sort_columns(sort)
+    columns, ascending = _sort_columns(sort)
     query: Select[Ticket] = select(Ticket).where(*filters.clauses())
     if cursor is not None:
         value, last_id = decode_cursor(sort, cursor)
-        key = tuple_(column, Ticket.id)
-        query = query.where(key > tuple_(value, last_id) if ascending else key < tuple_(value, last_id))
-    order = (column.asc(), Ticket.id.asc()) if ascending else (column.desc(), Ticket.id.desc())
+        values = value if sort == "rank" else (value,)
+        key = tuple_(*columns, Ticket.id)
+        query = query.where(key > tuple_(*values, last_id) if ascending else key < tuple_(*values, last_id))
+    keys = [*columns, Ticket.id]
+    order = [k.asc() if ascending else k.desc() for k in keys]
     rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
     if len(rows) > limit:
         return rows[:limit], encode_cursor(sort, rows[limit - 1])

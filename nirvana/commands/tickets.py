@@ -4,6 +4,7 @@ token from ``--token``/``NIRVANA_TOKEN``/``$NIRVANA_HOME/token``."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,23 @@ from typing import Annotated, Any
 import typer
 
 from nirvana.commands._common import EXIT_ERROR, TokenOption, UrlOption, fail, make_client, reports_errors
+
+class Verdict(str, enum.Enum):
+    winning = "winning"
+    not_winning = "not_winning"
+    not_reproduced = "not_reproduced"
+    pending = "pending"
+
+
+class Sort(str, enum.Enum):
+    sparsity = "sparsity"
+    sparsest = "-sparsity"
+    accuracy = "accuracy"
+    most_accurate = "-accuracy"
+    created = "created"
+    newest = "-created"
+    rank = "rank"
+
 
 IdArgument = Annotated[str, typer.Argument(help="Ticket id: the full id or a unique prefix of 12+ characters.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of a table.")]
@@ -66,14 +84,16 @@ def tickets(
     arch: Annotated[str | None, typer.Option(help="Only this architecture.")] = None,
     tag: Annotated[str | None, typer.Option(help="Only tickets with this tag.")] = None,
     verified: Annotated[bool | None, typer.Option("--verified/--unverified", help="Only (un)verified tickets.")] = None,
-    sort: Annotated[str, typer.Option(help="-sparsity, -accuracy or -created.")] = "-created",
+    verdict: Annotated[Verdict | None, typer.Option(help="Only tickets with this verdict (pending: none yet).")] = None,
+    sort: Annotated[Sort, typer.Option(help="rank: winning first, sparsest first.")] = Sort.newest,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 20,
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
     """List tickets, newest first unless --sort says otherwise."""
     with make_client(url, None) as client:
-        items = list(client.tickets(task=task, arch=arch, tag=tag, verified=verified, sort=sort, limit=limit))
+        items = list(client.tickets(task=task, arch=arch, tag=tag, verified=verified, sort=sort.value, limit=limit,
+                                    verdict=verdict.value if verdict is not None else None))  # fmt: skip
     if as_json:
         _print_json(items)
         return
@@ -82,10 +102,10 @@ def tickets(
         return
     rows = [
         [t["short_id"], t["task"], t["architecture"], _pct(t["sparsity"]), _pct(t["accuracy"]),
-         "yes" if t["verified"] else "no", t["title"][:40]]
+         (t.get("verdict") or "pending").replace("_", " "), t["title"][:40]]
         for t in items
     ]  # fmt: skip
-    typer.echo(_table(["ID", "TASK", "ARCHITECTURE", "SPARSITY", "ACCURACY", "VERIFIED", "TITLE"], rows))
+    typer.echo(_table(["ID", "TASK", "ARCHITECTURE", "SPARSITY", "ACCURACY", "VERDICT", "TITLE"], rows))
 
 
 @reports_errors
@@ -106,7 +126,7 @@ def show(id: IdArgument, as_json: JsonOption = False, url: UrlOption = None) -> 
         ("sparsity", f"{_pct(t['sparsity'])} ({t['remaining']} of {t['prunable']} prunable weights kept)"),
         ("claimed", _pct((t.get("claimed") or {}).get("test_accuracy"))),
         ("verified", _pct(t.get("verified_accuracy")) if t.get("verified") else "no"),
-        ("winning", {True: "yes", False: "no", None: "-"}[t.get("winning")]),
+        ("verdict", (t.get("verdict") or "pending").replace("_", " ")),
         ("tags", ", ".join(t.get("tags") or []) or "-"),
     ]
     typer.echo("\n".join(f"{name:<13}{value}" for name, value in fields))
@@ -122,6 +142,9 @@ def show(id: IdArgument, as_json: JsonOption = False, url: UrlOption = None) -> 
             ["VERIFICATION", "STATE", "PROGRESS", "ATTEMPTS"],
             [[str(v["id"]), v["state"], _pct(v.get("progress")), str(v.get("attempts", 0))] for v in verifications],
         ))  # fmt: skip
+        done = [v for v in verifications if v["state"] == "succeeded" and v.get("result")]
+        if done:
+            typer.echo("\n" + _verdict_lines(done[-1]["result"]))
 
 
 @reports_errors
@@ -140,12 +163,35 @@ def tasks(as_json: JsonOption = False, url: UrlOption = None) -> None:
     typer.echo(_table(["TASK", "INPUT", "CLASSES", "TRAIN/TEST", "AVAILABLE", "TICKETS"], rows))
 
 
+def _stat(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "-"
+    return f"{100 * s['mean']:.2f}" + (f" ± {100 * s['std']:.2f}" if s.get("n", 1) > 1 else "") + "%"
+
+
+def _verdict_lines(result: dict[str, Any]) -> str:
+    """Every arm as mean ± std, the verdict and its reasons (schema 1: the single runs)."""
+    if result.get("schema", 1) < 2:
+        runs = result.get("runs") or {}
+        rows = [[name.replace("_", " "), _pct(r.get("test_accuracy")), "-", "1"] for name, r in runs.items()]
+        verdict = "not_reproduced" if not result.get("reproduced") else "winning" if result.get("winning") else "not_winning"
+        reasons: list[str] = ["an earlier protocol (result schema 1): one run per arm"]
+    else:
+        arms = result.get("arms") or {}
+        rows = [[name.replace("_", " "), _stat(a.get("early_stop_test_accuracy")), _stat(a.get("test_accuracy")),
+                 str((a.get("test_accuracy") or {}).get("n", "-"))] for name, a in arms.items()]  # fmt: skip
+        verdict, reasons = str(result.get("verdict")), list(result.get("reasons") or [])
+        if result.get("instability") is not None:
+            reasons.append(f"instability (error barrier between two ticket replicates): {100 * result['instability']:.2f} points")
+    table = _table(["ARM", "EARLY-STOP ACCURACY", "FINAL ACCURACY", "N"], rows)
+    return "\n".join([table, f"verdict: {verdict.replace('_', ' ')}", *(f"  - {r}" for r in reasons)])
+
+
 def _summary(v: dict[str, Any]) -> str:
     line = f"verification {v['id']}: {v['state']} ({_pct(v.get('progress'))}, attempt {v.get('attempts', 0)})"
     result = v.get("result") or {}
     if v["state"] == "succeeded" and result:
-        verdict = {k: result[k] for k in ("test_accuracy", "reproduced", "winning") if k in result}
-        line += "  " + " ".join(f"{k}={val}" for k, val in verdict.items())
+        line += "\n" + _verdict_lines(result)
     if v.get("error"):
         line += f"\n  error: {v['error']}"
     return line

@@ -41,7 +41,7 @@ def test_task_page_shows_leaderboard_and_chart(client: TestClient, auth: dict[st
     second = client.post("/api/v1/tickets", files=make_ticket(density=0.6, mask_seed=5).multipart(), headers=auth).json()
     page = client.get("/tasks/digits").text
     assert page.index(first["id"]) < page.index(second["id"])  # sparsest first
-    assert page.count('class="point verified"') == 1 and page.count('class="point claimed"') == 1
+    assert page.count('class="point winning"') == 1 and page.count('class="point pending"') == 1
     verified_only = client.get("/tasks/digits", params={"verified": "true"}).text
     assert first["id"] in verified_only and second["id"] not in verified_only
 

@@ -69,14 +69,16 @@ def test_upload_verify_browse_download(fresh_database_url: str, tmp_path: Path) 
         verification = client.wait(ticket["id"], timeout=180, progress=False)
         assert verification["state"] == "succeeded", (tmp_path / "worker.log").read_text()
         result = verification["result"]
-        assert set(result["runs"]) == {"ticket", "reinit", "random_mask", "dense"}
+        assert result["schema"] == 2 and set(result["arms"]) == {"ticket", "reinit", "random_mask", "dense"}
         assert result["reproduced"] is True, result
         assert result["torch_version"] == torch.__version__ and result["device"].startswith("cpu")
 
         listed = [t["id"] for t in client.tickets(task="digits")]
         assert ticket["id"] in listed
         stored = client.ticket(ticket["short_id"])
-        assert stored["verified"] is True and stored["verified_accuracy"] == result["runs"]["ticket"]["test_accuracy"]
+        accuracy = result["arms"]["ticket"]["early_stop_test_accuracy"]["mean"]
+        assert stored["verified"] is True and stored["verified_accuracy"] == accuracy
+        assert stored["verdict"] == result["verdict"]
 
         downloaded = client.download(ticket["id"], tmp_path / "downloaded")
 

@@ -240,7 +240,7 @@ def test_resnet_recipe_from_hparams() -> None:
     assert rewind == 0 and recipe.steps == 160 * 391  # ceil(50000 / 128) iterations per epoch
     assert (recipe.optimizer, recipe.momentum, recipe.weight_decay) == ("sgd", 0.9, 0.0001)
     assert recipe.schedule == "step" and recipe.milestones == [80 * 391, 120 * 391]
-    assert any("augmentation" in n for n in notes) and any("unseeded" in n for n in notes)
+    assert recipe.augment == "crop-flip" and any("unseeded" in n for n in notes)  # OpenLTH augments CIFAR-10
     del hp["Dataset Hyperparameters"]["batch_size"]
     with pytest.raises(OpenLTHImportError, match="lacks 'batch_size'"):
         recipe_from_hparams(hp, cifar)

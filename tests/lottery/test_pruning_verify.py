@@ -9,7 +9,8 @@ import torch
 from nirvana.lottery.pruning.imp import find_ticket, prune_layerwise
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
 from nirvana.lottery.training.loop import Recipe
-from nirvana.lottery.verification.protocol import RUN_NAMES, pick_device, tolerance, verify_ticket
+from nirvana.lottery.verification.protocol import RUN_NAMES, pick_device, plan_runs, verify_ticket
+from nirvana.lottery.verification.verdict import tolerance
 
 
 def test_prune_layerwise_removes_smallest_remaining() -> None:
@@ -47,10 +48,33 @@ def test_tolerance_formula() -> None:
     assert tolerance(0.9, 10_000) == 0.01
     assert tolerance(0.5, 297) == pytest.approx(2 * math.sqrt(0.25 / 297))
     assert tolerance(1.0, 100) == 0.01
+    assert tolerance(0.9, 10_000, spread=0.02) == pytest.approx(2 * math.sqrt(0.09 / 10_000 + 0.02**2))
 
 
 def test_pick_device() -> None:
     assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_plan_draws_a_new_init_mask_and_order_per_replicate(digits_spec: TaskSpec, short_recipe: Recipe,
+                                                             small_init: dict[str, torch.Tensor]) -> None:  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    mask = {k: torch.rand(v.shape, generator=g) < 0.5 for k, v in small_init.items() if k.endswith("weight")}
+    plan = dict(init=small_init, mask=mask, recipe=short_recipe, scheme="kaiming_normal", architecture="lenet_32_16",
+                task_spec=digits_spec)  # fmt: skip
+    runs = plan_runs(replicates=3, **plan)  # type: ignore[arg-type]
+    assert [(r.arm, r.replicate) for r in runs[:4]] == [(a, 0) for a in RUN_NAMES] and len(runs) == 12
+    by = {(r.arm, r.replicate): r for r in runs}
+    seeds = [by["ticket", r].recipe.data_seed for r in range(3)]
+    assert seeds[0] == short_recipe.data_seed and len(set(seeds)) == 3
+    assert all(by[a, r].recipe.data_seed == seeds[r] for a in RUN_NAMES for r in range(3))  # one order per replicate
+    assert len({by["reinit", r].init_seed for r in range(3)}) == 3
+    assert not torch.equal(by["reinit", 0].init["fc1.weight"], by["reinit", 1].init["fc1.weight"])
+    assert by["random_mask", 0].mask is not None and by["random_mask", 1].mask is not None
+    assert not torch.equal(by["random_mask", 0].mask["fc1.weight"], by["random_mask", 1].mask["fc1.weight"])
+    assert int(by["random_mask", 1].mask["fc1.weight"].sum()) == int(mask["fc1.weight"].sum())
+    assert by["ticket", 2].init is small_init and by["dense", 1].mask is None
+    again = plan_runs(replicates=3, **plan)  # type: ignore[arg-type]
+    assert [(r.recipe, r.init_seed, r.mask_seed) for r in again] == [(r.recipe, r.init_seed, r.mask_seed) for r in runs]
 
 
 def test_verify_ticket_on_digits(digits: TaskData, digits_spec: TaskSpec, short_recipe: Recipe) -> None:
@@ -65,25 +89,25 @@ def test_verify_ticket_on_digits(digits: TaskData, digits_spec: TaskSpec, short_
         recipe=short_recipe,
         claimed_accuracy=found.test_accuracy,
         scheme="kaiming_normal",
+        replicates=2,
         on_progress=fractions.append,
     )
-    assert set(result.runs) == set(RUN_NAMES)
-    # Same init, mask, recipe: the ticket run reproduces the search exactly on the CPU.
-    assert result.runs["ticket"].test_accuracy == found.test_accuracy
-    assert result.reproduced
-    assert result.runs["dense"].density == 1.0 and result.runs["random_mask"].density == pytest.approx(found.density)
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
     d = json.loads(json.dumps(result.to_dict()))
+    assert d["schema"] == 2 and set(d["arms"]) == set(RUN_NAMES) and d["replicates"] == 2
+    ticket = d["arms"]["ticket"]
+    # Replicate 0 is the search's run: same init, mask, recipe, data order on the CPU.
+    assert ticket["replicates"][0]["test_accuracy"] == found.test_accuracy
+    assert ticket["replicates"][0]["curve"][-1] == [150, found.test_accuracy]
+    assert ticket["replicates"][0]["curve"][0][0] == 0
+    assert ticket["replicates"][0]["accuracy_at_init"] == ticket["replicates"][0]["curve"][0][1]
+    assert ticket["test_accuracy"]["n"] == 2 and ticket["early_stop_test_accuracy"]["n"] == 2
+    assert d["arms"]["dense"]["density"] == 1.0 and d["arms"]["random_mask"]["density"] == pytest.approx(found.density)
     assert d["device"] == "cpu" and d["task"] == "digits" and d["dataset_fingerprint"] == digits.fingerprint
-    assert d["runs"]["ticket"]["curve"][-1] == [150, found.test_accuracy]
-    assert d["tolerance"] == tolerance(found.test_accuracy, 297)
-    ticket, dense = d["runs"]["ticket"]["test_accuracy"], d["runs"]["dense"]["test_accuracy"]
-    expected_winning = (
-        ticket >= dense - d["tolerance"]
-        and ticket > d["runs"]["reinit"]["test_accuracy"]
-        and ticket > d["runs"]["random_mask"]["test_accuracy"]
-    )
-    assert d["winning"] == expected_winning
+    assert d["verdict"] in ("winning", "not_winning", "not_reproduced") and d["reasons"]
+    assert d["single_replicate"] is False and d["instability"] is not None and d["instability"] >= 0
+    assert d["verdict"] == ("winning" if d["reproduced"] and d["matches_dense"] and d["beats_reinit"]
+                            and d["beats_random_mask"] else "not_winning" if d["reproduced"] else "not_reproduced")  # fmt: skip
     assert d["recipe"]["steps"] == 150 and d["torch_version"] == torch.__version__
 
 

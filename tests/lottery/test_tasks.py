@@ -80,7 +80,8 @@ def test_absent_fashion_mnist(tmp_path: Path) -> None:
 
 def test_digits_split() -> None:
     data = load_task("digits")
-    assert data.x_train.shape == (1500, 1, 8, 8) and data.x_test.shape == (297, 1, 8, 8)
+    assert data.x_train.shape == (1200, 1, 8, 8) and data.x_test.shape == (297, 1, 8, 8)
+    assert data.x_val.shape == (300, 1, 8, 8)
     assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
     assert float(data.x_train.max()) == 1.0 and float(data.x_train.min()) == 0.0
     assert set(data.y_test.tolist()) == set(range(10))
@@ -91,7 +92,7 @@ def test_digits_split() -> None:
 def test_mnist1d_split() -> None:
     data = load_task("mnist1d")
     spec = get_task("mnist1d")
-    assert data.x_train.shape == (4000, 40) and data.x_test.shape == (1000, 40)
+    assert data.x_train.shape == (3500, 40) and data.x_test.shape == (1000, 40) and data.x_val.shape == (500, 40)
     assert (spec.train_size, spec.test_size, spec.input_shape) == (4000, 1000, (40,))
     assert data.y_train.dtype == torch.int64 and int(data.y_train.max()) == 9
 
@@ -101,7 +102,7 @@ def test_fashion_mnist_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NIRVANA_DATA_DIR", raising=False)
     assert is_available("fashion-mnist")
     data = load_task("fashion-mnist")
-    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
+    assert data.x_train.shape == (55000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
     assert float(data.x_train.max()) == 1.0
     assert torch.bincount(data.y_test).tolist() == [1000] * 10
 

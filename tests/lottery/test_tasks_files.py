@@ -36,9 +36,9 @@ def write_cifar(folder: Path, per_batch: int = 2, n_test: int = 3) -> None:
 @pytest.fixture
 def small_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let load_task accept the synthetic files: only the split sizes change."""
-    for name, sizes in {"cifar10": (10, 3), "mnist": (6, 2)}.items():
+    for name, sizes in {"cifar10": (10, 3, 2), "mnist": (6, 2, 1)}.items():
         entry = tasks._TASKS[name]
-        spec = replace(entry.spec, train_size=sizes[0], test_size=sizes[1])
+        spec = replace(entry.spec, train_size=sizes[0], test_size=sizes[1], validation_size=sizes[2])
         monkeypatch.setitem(tasks._TASKS, name, replace(entry, spec=spec))
 
 
@@ -76,8 +76,9 @@ def test_cifar10_load_task(tmp_path: Path, small_sizes: None, nested: bool) -> N
     write_cifar(root / ARCHIVE_DIR if nested else root)
     assert is_available("cifar10", data_dir=tmp_path)
     data = load_task("cifar10", data_dir=tmp_path)
-    assert data.x_train.shape == (10, 3, 32, 32) and data.x_test.shape == (3, 3, 32, 32)
-    assert data.y_train.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5]  # batches 1..5 in order
+    assert data.x_train.shape == (8, 3, 32, 32) and data.x_test.shape == (3, 3, 32, 32) and data.x_val.shape[0] == 2
+    # batches 1..5 in order: [0, 1, 1, 2, 2, 3, 3, 4, 4, 5]; rows 4 and 9 are validation
+    assert data.y_train.tolist() == [0, 1, 1, 2, 3, 3, 4, 4] and data.y_val.tolist() == [2, 5]
     assert data.y_test.dtype == torch.int64 and data.y_test.tolist() == [9, 9, 9]
     images, _ = parse_records((root / (ARCHIVE_DIR if nested else "") / "test_batch.bin").read_bytes())
     mean = torch.tensor(OPENLTH_MEAN).view(1, 3, 1, 1)
@@ -125,7 +126,7 @@ def test_mnist_load_task(tmp_path: Path, small_sizes: None, monkeypatch: pytest.
     monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path))
     assert is_available("mnist")
     data = load_task("mnist")
-    assert data.x_train.shape == (6, 1, 28, 28) and data.x_test.shape == (2, 1, 28, 28)
+    assert data.x_train.shape == (5, 1, 28, 28) and data.x_test.shape == (2, 1, 28, 28) and data.x_val.shape[0] == 1
     assert 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
 
 

@@ -72,10 +72,12 @@ def test_sampler_epochs_are_permutations() -> None:
 def test_curve_and_progress_contract(digits: TaskData, small_init: dict[str, torch.Tensor]) -> None:
     r = train(model_from(small_init), digits, Recipe(lr=1e-3, batch_size=64, steps=95))
     steps = [s for s, _ in r.curve]
-    assert steps[0] == 0 and steps[-1] == 95 and 10 <= len(steps) <= 12
+    assert steps[0] == 0 and steps[-1] == 95 and 20 <= len(steps) <= 22
     assert r.test_accuracy == r.curve[-1][1] and r.steps == 95 and r.seconds > 0
-    only_end = train(model_from(small_init), digits, Recipe(lr=1e-3, batch_size=64, steps=5), eval_every=0)
-    assert [s for s, _ in only_end.curve] == [5]
+    assert [s for s, _ in r.validation_curve] == steps
+    assert r.accuracy_at_init == r.curve[0][1]
+    only_ends = train(model_from(small_init), digits, Recipe(lr=1e-3, batch_size=64, steps=5), eval_every=0)
+    assert [s for s, _ in only_ends.curve] == [0, 5]
 
 
 def test_progress_exception_cancels(digits: TaskData, small_init: dict[str, torch.Tensor]) -> None:

@@ -21,13 +21,14 @@ SGD = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3, batch_si
 ADAM = Recipe(optimizer="adam", lr=2e-3, weight_decay=1e-4, batch_size=16, steps=24, schedule="cosine")
 
 
-def teacher_data(shape: tuple[int, ...], n_train: int = 128, n_test: int = 100) -> TaskData:
+def teacher_data(shape: tuple[int, ...], n_train: int = 128, n_val: int = 64, n_test: int = 100) -> TaskData:
     """Inputs of ``shape`` labelled by a random linear teacher, so accuracy moves."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(n_train + n_test, *shape, generator=g)
+    x = torch.randn(n_train + n_val + n_test, *shape, generator=g)
     w = torch.randn(x[0].numel(), 10, generator=g)
     y = (x.flatten(1) @ w).argmax(dim=1)
-    return TaskData(get_task("digits"), x[:n_train], y[:n_train], x[n_train:], y[n_train:], "synthetic")
+    a, b = n_train, n_train + n_val
+    return TaskData(get_task("digits"), x[:a], y[:a], x[b:], y[b:], "synthetic", x_val=x[a:b], y_val=y[a:b])
 
 
 def runs(arch: str, shape: tuple[int, ...], n: int) -> tuple[list[torch.nn.Module], list[dict[str, torch.Tensor] | None]]:
@@ -54,12 +55,19 @@ def assert_same(a: torch.nn.Module, b: torch.nn.Module, ra: TrainResult, rb: Tra
             torch.testing.assert_close(sa[k], sb[k], rtol=1e-3, atol=2e-4, msg=k)
         else:
             assert torch.equal(sa[k], sb[k]), k
-    assert [s for s, _ in ra.curve] == [s for s, _ in rb.curve]
+    assert [s for s, _ in ra.curve] == [s for s, _ in rb.curve] == [s for s, _ in rb.validation_curve]
     # Weights agree to float tolerance (Adam divides by small second moments, which
     # magnifies summation-order differences), so at most a borderline input may flip.
     for (_, x), (_, y) in zip(ra.curve, rb.curve, strict=True):
         assert abs(x - y) <= 1 / n_test + 1e-12
+    for (_, x), (_, y) in zip(ra.validation_curve, rb.validation_curve, strict=True):
+        assert abs(x - y) <= 1 / 64 + 1e-12
+    assert ra.early_stop == rb.early_stop
+    assert ra.accuracy_at_init == rb.accuracy_at_init
     assert ra.steps == rb.steps
+
+
+CROP_FLIP = SGD.model_copy(update={"augment": "crop-flip"})
 
 
 @pytest.mark.parametrize(("arch", "shape"), [
@@ -83,6 +91,17 @@ def test_batched_runs_equal_runs_alone(arch: str, shape: tuple[int, ...], recipe
         assert any(not torch.equal(v, after.state_dict()[k]) for k, v in before.items())
     out = [k for k in inits[0] if k.endswith("weight")][-1]  # the output layer's
     assert not torch.equal(twins[0].state_dict()[out], twins[1].state_dict()[out])
+
+
+def test_every_run_draws_its_own_augmentation() -> None:
+    data = teacher_data((3, 4, 4))
+    models, masks = runs("conv2", (3, 4, 4), 2)
+    recipes = [CROP_FLIP.model_copy(update={"data_seed": s}) for s in (0, 5)]
+    twins = copy.deepcopy(models)
+    batched = train_batched(twins, data, recipes, masks=masks, eval_every=7)
+    solo = alone(models, masks, data, recipes)
+    for a, b, ra, rb in zip(models, twins, solo, batched, strict=True):
+        assert_same(a, b, ra, rb, data.y_test.numel())
 
 
 def test_masked_weights_stay_exactly_zero_in_a_batch() -> None:

@@ -46,7 +46,7 @@ def test_batching_on_gives_the_verdict_and_accuracies_of_batching_off(
     fresh_database_url: str, factory: sessionmaker[Session], storage: LocalBlobStorage
 ) -> None:
     with unit_of_work(factory) as session:
-        _, job = store_queued(session, storage, recipe={**TINY_RECIPE, "steps": 40})
+        _, job = store_queued(session, storage, recipe={**TINY_RECIPE, "steps": 30})
         on = job.id
     run_worker(_settings(fresh_database_url, storage, verify_batch="on"), once=True)
     off = _requeue(factory, on)
@@ -55,13 +55,16 @@ def test_batching_on_gives_the_verdict_and_accuracies_of_batching_off(
     assert (a.state, b.state) == ("succeeded", "succeeded")
     assert a.result is not None and b.result is not None
     assert (a.result["execution"]["batched"], b.result["execution"]["batched"]) == (True, False)
-    assert a.result["execution"]["batches"] == [4] and b.result["execution"]["batches"] == [1, 1, 1, 1]
-    assert (a.result["reproduced"], a.result["winning"]) == (b.result["reproduced"], b.result["winning"])
-    for name, run in a.result["runs"].items():
-        other = b.result["runs"][name]
-        # Float-tolerance weights: identical accuracies but for an input on the boundary.
-        assert abs(run["test_accuracy"] - other["test_accuracy"]) <= 1 / 360
-        assert [s for s, _ in run["curve"]] == [s for s, _ in other["curve"]]
+    n = 4 * a.result["replicates"]
+    assert a.result["execution"]["batches"] == [n] and b.result["execution"]["batches"] == [1] * n
+    assert (a.result["verdict"], a.result["reproduced"]) == (b.result["verdict"], b.result["reproduced"])
+    for name, arm in a.result["arms"].items():
+        for run, other in zip(arm["replicates"], b.result["arms"][name]["replicates"], strict=True):
+            # Float-tolerance weights: the same accuracies but for an input on the boundary.
+            for key in ("test_accuracy", "accuracy_at_init"):
+                assert abs(run[key] - other[key]) <= 1 / 360
+            assert abs(run["early_stop"]["test_accuracy"] - other["early_stop"]["test_accuracy"]) <= 1 / 360
+            assert [s for s, _ in run["curve"]] == [s for s, _ in other["curve"]]
     assert a.progress == b.progress == 1.0
 
 

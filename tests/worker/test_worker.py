@@ -141,6 +141,7 @@ def test_python_m_worker_verifies_a_ticket_end_to_end(
         "NIRVANA_THREADS": "1",
         "NIRVANA_POLL_SECONDS": "0.5",
         "NIRVANA_HEARTBEAT_SECONDS": "0.5",
+        "NIRVANA_VERIFY_REPLICATES": "1",
     }
     process = subprocess.Popen([sys.executable, "-m", "worker"], env=env)
     try:
@@ -151,13 +152,15 @@ def test_python_m_worker_verifies_a_ticket_end_to_end(
     job = _job(factory, vid)
     assert (job.state, job.attempts, job.error, job.progress) == ("succeeded", 1, None, 1.0)
     assert job.result is not None
-    assert set(job.result["runs"]) == {"ticket", "reinit", "random_mask", "dense"}
+    assert set(job.result["arms"]) == {"ticket", "reinit", "random_mask", "dense"}
+    assert job.result["replicates"] == 1 and job.result["single_replicate"] is True
     assert job.result["task"] == "digits" and job.result["device"] == "cpu"
     with factory() as session:
         ticket = session.get(Ticket, job.ticket_id)
         assert ticket is not None
-    accuracy = job.result["runs"]["ticket"]["test_accuracy"]
-    assert (ticket.verified, ticket.winning) == (job.result["reproduced"], job.result["winning"])
+    accuracy = job.result["arms"]["ticket"]["early_stop_test_accuracy"]["mean"]
+    assert (ticket.verified, ticket.verdict) == (job.result["reproduced"], job.result["verdict"])
+    assert ticket.winning == (job.result["verdict"] == "winning")
     assert ticket.verified_accuracy == ticket.accuracy == accuracy
 
 

@@ -5,6 +5,22 @@ by its package, ``mnist`` and ``fashion-mnist`` are read from IDX files on disk
 (``nirvana.lottery.data.idx``), ``cifar10`` from the binary batches (``nirvana.lottery.data.cifar``). Adding a
 dataset kept in files is one ``_register(_file_entry(spec, source))`` call.
 Loaded data is cached per process on the CPU; ``load_task`` copies it to the device.
+
+Validation split: every task holds ``validation_size`` examples of its training set out
+of training (Frankle & Carbin hold out 5,000 of MNIST's 60,000), for early stopping.
+The held-out examples are every ``k``-th one, ``k = train_size // validation_size``:
+indices ``k-1, 2k-1, ...`` (``validation_size`` of them), so the split is fixed by the
+files alone and spread over the whole file order. ``TaskData.x_train`` is what remains.
+
+=================  ==========  ===============  ==========
+task               train_size  validation_size  trained on
+=================  ==========  ===============  ==========
+digits             1,500       300              1,200
+mnist1d            4,000       500              3,500
+mnist              60,000      5,000            55,000
+fashion-mnist      60,000      5,000            55,000
+cifar10            50,000      5,000            45,000
+=================  ==========  ===============  ==========
 """
 
 from __future__ import annotations
@@ -30,13 +46,17 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec:
-    """What a task is: shapes (no batch dim), split sizes, metric, default recipe."""
+    """What a task is: shapes (no batch dim), split sizes, metric, default recipe.
+
+    ``train_size`` counts the dataset's whole training split (what its files hold);
+    ``validation_size`` of those are held out (see the module docstring)."""
 
     name: str
     input_shape: tuple[int, ...]
     num_classes: int
     train_size: int
     test_size: int
+    validation_size: int = 0
     metric: str = "accuracy"
     default_recipe: Recipe
     description: str
@@ -46,8 +66,11 @@ class TaskSpec:
 class TaskData:
     """A task's tensors: ``x`` float32 shaped ``(N, *input_shape)``, ``y`` int64 labels.
 
-    ``fingerprint`` is ``nirvana.lottery.tickets.digests.tensors_digest`` of
-    ``{x_train, y_train, x_test, y_test}``: the same bytes give the same fingerprint.
+    ``x_train`` holds the training examples that train (``train_size -
+    validation_size``), ``x_val`` the held-out validation examples, ``x_test`` the test set.
+    ``fingerprint`` is ``nirvana.lottery.tickets.digests.tensors_digest`` of the files'
+    ``{x_train, y_train, x_test, y_test}`` before the validation split: the same bytes
+    give the same fingerprint.
     """
 
     spec: TaskSpec
@@ -56,6 +79,8 @@ class TaskData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     fingerprint: str
+    x_val: torch.Tensor
+    y_val: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -154,6 +179,7 @@ _register(
             num_classes=10,
             train_size=1500,
             test_size=297,
+            validation_size=300,
             default_recipe=Recipe(optimizer="adam", lr=1e-3, batch_size=64, steps=800),
             description="scikit-learn's 8x8 handwritten digits (first 1,500 train, last 297 test)",
         ),
@@ -170,6 +196,7 @@ _register(
             num_classes=10,
             train_size=4000,
             test_size=1000,
+            validation_size=500,
             # The MNIST-1D paper's lottery-ticket recipe.
             default_recipe=Recipe(optimizer="adam", lr=2e-2, batch_size=100, steps=1501),
             description="MNIST-1D (Greydanus & Kobak), generated with the package's default args",
@@ -187,6 +214,7 @@ _register(
             num_classes=10,
             train_size=60000,
             test_size=10000,
+            validation_size=5000,
             # The LTH paper's LeNet-300-100 recipe, in full (50K iterations).
             default_recipe=Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=50000),
             description="MNIST (LeCun et al.), official IDX files, 60,000 / 10,000",
@@ -202,11 +230,13 @@ _register(
             num_classes=10,
             train_size=50000,
             test_size=10000,
+            validation_size=5000,
             # The LTH paper's Conv-4 recipe (Adam 3e-4, batch 60, 25K iterations).
             # ResNets and VGGs want OpenLTH's SGD recipe instead; pass it explicitly.
-            default_recipe=Recipe(optimizer="adam", lr=3e-4, batch_size=60, steps=25000),
+            # OpenLTH's augmentation (random crop 32 with padding 4, horizontal flip).
+            default_recipe=Recipe(optimizer="adam", lr=3e-4, batch_size=60, steps=25000, augment="crop-flip"),
             description="CIFAR-10 (Krizhevsky), official binary batches, 50,000 / 10,000, "
-            "normalised per channel as OpenLTH does, no augmentation",
+            "normalised per channel as OpenLTH does",
         ),
         CifarSource(
             subdir="cifar10",
@@ -224,6 +254,7 @@ _register(
             num_classes=10,
             train_size=60000,
             test_size=10000,
+            validation_size=5000,
             # The LTH paper's LeNet recipe (Adam 1.2e-3, batch 60), cut from 50K to 5K
             # iterations so a CPU worker verifies a ticket in minutes.
             default_recipe=Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=5000),
@@ -269,7 +300,25 @@ def _to_data(spec: TaskSpec, arrays: Arrays) -> TaskData:
             f"found {len(x_tr)}/{len(x_te)}"
         )
     tensors = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
-    return TaskData(spec=spec, fingerprint=tensors_digest(tensors), **tensors)
+    fingerprint = tensors_digest(tensors)
+    held_out = validation_indices(spec.train_size, spec.validation_size)
+    keep = torch.ones(spec.train_size, dtype=torch.bool)
+    keep[held_out] = False
+    return TaskData(
+        spec=spec, fingerprint=fingerprint, x_train=x_tr[keep], y_train=y_tr[keep],
+        x_val=x_tr[held_out], y_val=y_tr[held_out], x_test=x_te, y_test=y_te,
+    )
+
+
+def validation_indices(train_size: int, validation_size: int) -> torch.Tensor:
+    """The held-out indices of a training split: every ``k``-th example from ``k - 1``,
+    ``k = train_size // validation_size``; empty when ``validation_size`` is 0."""
+    if validation_size <= 0:
+        return torch.zeros(0, dtype=torch.int64)
+    if validation_size >= train_size:
+        raise InvalidDatasetError(f"validation_size {validation_size} must be below train_size {train_size}")
+    k = train_size // validation_size
+    return torch.arange(validation_size, dtype=torch.int64) * k + (k - 1)
 
 
 def load_task(
@@ -298,6 +347,8 @@ def load_task(
         spec=spec,
         x_train=data.x_train.to(dev),
         y_train=data.y_train.to(dev),
+        x_val=data.x_val.to(dev),
+        y_val=data.y_val.to(dev),
         x_test=data.x_test.to(dev),
         y_test=data.y_test.to(dev),
         fingerprint=data.fingerprint,

@@ -92,7 +92,7 @@ def _recipe(hp: dict[str, dict[str, str]], task: TaskSpec) -> tuple[Recipe, int,
     epoch. With rewinding to step k, OpenLTH trains each level from theta_k for the
     remaining T - k steps with the schedule already advanced by k; the recipe says the
     same (``steps = T - k``, milestones shifted by k). ``notes`` lists what the recipe
-    cannot express (augmentation, nesterov ...), for the ticket's description.
+    cannot express (nesterov ...), for the ticket's description.
     """
     data, train = section(hp, "Dataset Hyperparameters"), section(hp, "Training Hyperparameters")
     for option in _DATA_OPTIONS:
@@ -120,8 +120,8 @@ def _recipe(hp: dict[str, dict[str, str]], task: TaskSpec) -> tuple[Recipe, int,
     notes = []
     if float(train.get("nesterov_momentum", 0) or 0):
         notes.append(f"OpenLTH used nesterov_momentum={train['nesterov_momentum']}, not representable")
-    if data.get("do_not_augment") != "True" and data["dataset_name"] != "mnist":
-        notes.append("OpenLTH trained with data augmentation")
+    # OpenLTH augments CIFAR-10 (crop and flip) unless told not to; MNIST never.
+    augment = data["dataset_name"] == "cifar10" and data.get("do_not_augment") != "True"
     if "data_order_seed" not in train:
         notes.append("OpenLTH's data order was unseeded")
     recipe = Recipe(
@@ -136,5 +136,6 @@ def _recipe(hp: dict[str, dict[str, str]], task: TaskSpec) -> tuple[Recipe, int,
         schedule="step" if milestones else "constant",
         milestones=[m for m in milestones if m > 0],
         gamma=float(train.get("gamma", 0.1) or 0.1),
+        augment="crop-flip" if augment else "none",
     )
     return recipe, rewind, notes

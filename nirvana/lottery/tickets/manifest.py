@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -70,6 +70,9 @@ class Claimed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     test_accuracy: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    #: Which figure ``test_accuracy`` is: after the last step (``final``, the default) or
+    #: at the step of best validation accuracy (``early_stop``).
+    at: Literal["final", "early_stop"] = "final"
 
 
 class Manifest(BaseModel):

@@ -16,7 +16,9 @@ What each run keeps of its own (the contract the CPU test checks step by step):
   and learning rate, so each slice follows the one-run update exactly;
 - masks multiply the weights before the first step and after every step, as in
   ``train``; a run without a mask (or without an entry for a weight) keeps it dense;
-- the curve: test accuracy at the same steps ``train`` evaluates at.
+- its augmentation draws (its own ``_Augmenter``, seeded from its ``data_seed``);
+- its record: test and validation curves at the steps ``train`` evaluates at, the
+  early stop chosen from them, accuracy at init (``curve[0]``).
 
 The runs must share everything of the recipe but ``data_seed`` (one learning rate for
 all), and their models one architecture (same names and shapes); ``ValueError``
@@ -41,8 +43,10 @@ from nirvana.lottery.training.loop import (
     EVAL_BATCH,
     BatchSampler,
     TrainResult,
-    _eval_steps,
+    _Augmenter,
     _mask_pairs,
+    early_stop,
+    eval_steps,
     make_optimizer,
 )
 from nirvana.lottery.training.recipes import Recipe
@@ -183,21 +187,24 @@ def train_batched(
     pairs = _stacked_masks(models, masks, stack.params, dev)
     _zero_pruned(pairs)
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
+    x_val, y_val = data.x_val.to(dev), data.y_val.to(dev)
     x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
 
     optimizer = make_optimizer(stack.params.values(), recipe)
     samplers = [BatchSampler(x_train.shape[0], recipe.batch_size, r.data_seed, dev) for r in recipes]
-    evals = _eval_steps(recipe.steps, eval_every)
+    augments = [_Augmenter(x_train, r) for r in recipes] if recipe.augment == "crop-flip" else None
+    evals = set(eval_steps(recipe.steps, eval_every))
     progress_every = max(1, recipe.steps // 100)
     curves: list[list[tuple[int, float]]] = [[] for _ in models]
+    validation_curves: list[list[tuple[int, float]]] = [[] for _ in models]
     cast: Any = torch.autocast(dev.type, dtype=autocast) if autocast is not None else nullcontext()
 
     for step in range(recipe.steps + 1):
         if step in evals:
             with cast:
-                accs = stack.accuracies(x_test, y_test)
-            for curve, acc in zip(curves, accs, strict=True):
-                curve.append((step, acc))
+                for record, x, y in ((validation_curves, x_val, y_val), (curves, x_test, y_test)):
+                    for curve, acc in zip(record, stack.accuracies(x, y), strict=True):
+                        curve.append((step, acc))
         if on_progress is not None and (step % progress_every == 0 or step == recipe.steps):
             on_progress(step, recipe.steps)
         if step == recipe.steps:
@@ -206,8 +213,11 @@ def train_batched(
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr * recipe.lr_factor(step)
         idx = torch.stack([s.next() for s in samplers])
+        x = x_train[idx]
+        if augments is not None:
+            x = torch.stack([a(xi) for a, xi in zip(augments, x, strict=True)])
         with cast:
-            logits = stack.forward(x_train[idx])
+            logits = stack.forward(x)
         y = y_train[idx]
         per_run = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
         loss: torch.Tensor = per_run.view(y.shape).mean(dim=1).sum()
@@ -218,5 +228,10 @@ def train_batched(
 
     stack.write_back(models)
     seconds = time.perf_counter() - start
-    return [TrainResult(test_accuracy=c[-1][1], curve=c, steps=recipe.steps, seconds=seconds) for c in curves]
+    has_validation = x_val.shape[0] > 0
+    return [
+        TrainResult(test_accuracy=c[-1][1], curve=c, validation_curve=v, early_stop=early_stop(v, c, has_validation),
+                    steps=recipe.steps, seconds=seconds)
+        for c, v in zip(curves, validation_curves, strict=True)
+    ]
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVATION_FACTOR", "MEMORY_FRACTION", "Execution", "ExecutionOptions", "RunInput",
-    "batch_sizes", "choose_batched", "per_run_bytes", "train_runs",
+    "batch_sizes", "choose_batched", "per_run_bytes", "train_many",
 ]
 
 Batching = Literal["auto", "on", "off"]
@@ -91,7 +91,7 @@ class RunInput:
 
 @dataclass(frozen=True)
 class Execution:
-    """What ``train_runs`` chose; ``to_dict()`` is JSON-serialisable."""
+    """What ``train_many`` chose; ``to_dict()`` is JSON-serialisable."""
 
     batched: bool
     batches: list[int]
@@ -163,7 +163,7 @@ def batch_sizes(n: int, per_run: int, free: int, max_batch: int | None) -> list[
     return [n // count + (1 if i < n % count else 0) for i in range(count)]
 
 
-def train_runs(
+def train_many(
     runs: Sequence[RunInput],
     data: TaskData,
     *,

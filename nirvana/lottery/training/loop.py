@@ -17,6 +17,31 @@ Contract of ``train`` (what verification results depend on):
 - Learning rate: ``lr * warmup(step) * schedule(step)``; warmup is linear from
   ``lr/warmup_steps`` to ``lr``; ``step`` multiplies by ``gamma`` at each milestone,
   ``cosine`` anneals to 0 at ``steps``.
+- Data: ``data.x_train`` trains; ``data.x_val`` (the task's held-out validation split,
+  ``nirvana.lottery.data.tasks``) only chooses the early-stopping step; ``data.x_test``
+  only measures.
+- Augmentation (``recipe.augment == "crop-flip"``, OpenLTH's CIFAR-10 augmentation):
+  a second CPU generator seeded with ``augment_seed(recipe.data_seed)`` draws, for every
+  batch after its indices, ``shifts = randint(0, 9, (b, 2))`` (row, column offsets
+  into the batch padded by 4 on each side) then ``flips = randint(0, 2, (b,))``; the
+  batch is gathered on the device by ``crop_flip`` (crop 32, then mirror where
+  ``flips == 1``). Padding is a black pixel: the per-channel minimum of ``x_train``
+  (``pad_fill``), which is what OpenLTH's zero padding of the raw image becomes after
+  its normalisation.
+- Evaluation points: steps ``0, e, 2e, ...`` and ``steps`` with ``e = eval_every``
+  (default ``ceil(steps / 20)``); ``eval_every=0`` evaluates at 0 and ``steps`` only.
+  At each point (before that step's update) the model is evaluated in eval mode on
+  the validation set and then on the test set.
+
+What ``train`` records (``TrainResult``), the per-run record of a verification:
+
+- ``test_accuracy``: test accuracy after the last step (final accuracy);
+- ``curve``: ``(step, test accuracy)`` at every evaluation point; ``curve[0]`` is step
+  0, the accuracy of the masked init before any training (``accuracy_at_init``);
+- ``validation_curve``: ``(step, validation accuracy)`` at the same points;
+- ``early_stop``: the evaluation point with the highest validation accuracy (the
+  earliest on ties): its step, validation accuracy and test accuracy there. A task
+  without a validation split (``validation_size == 0``) early-stops at the last step.
 """
 
 from __future__ import annotations
@@ -30,21 +55,37 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from nirvana.lottery.errors import InvalidMaskError
+from nirvana.lottery.errors import InvalidMaskError, InvalidRecipeError
 from nirvana.lottery.training.recipes import Recipe
 
 if TYPE_CHECKING:
     from nirvana.lottery.data.tasks import TaskData
 
-__all__ = ["EVAL_BATCH", "BatchSampler", "Recipe", "TrainResult", "evaluate", "make_optimizer", "train"]
+__all__ = [
+    "AUGMENT_PAD", "EVAL_BATCH", "EVAL_POINTS", "BatchSampler", "EarlyStop", "Recipe", "TrainResult",
+    "augment_seed", "crop_flip", "early_stop", "eval_steps", "evaluate", "make_optimizer", "pad_fill", "train",
+]
 
 #: Eval batch size: eval is inference only, so big batches amortise per-call overhead.
 EVAL_BATCH = 8192
+#: Default number of evaluation intervals: ``eval_every = ceil(steps / EVAL_POINTS)``.
+EVAL_POINTS = 20
+#: Padding of the random crop, on each side (OpenLTH: 4).
+AUGMENT_PAD = 4
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """The evaluation point of best validation accuracy and the test accuracy there."""
+
+    step: int
+    validation_accuracy: float
+    test_accuracy: float
 
 
 @dataclass
 class TrainResult:
-    """Final test accuracy, the (step, test accuracy) curve, steps taken, wall seconds.
+    """What one run records; see the module docstring.
 
     ``captured`` holds a CPU copy of the ``state_dict`` after ``capture_step`` steps
     when ``train`` was asked for one (rewinding), else ``None``.
@@ -52,9 +93,16 @@ class TrainResult:
 
     test_accuracy: float
     curve: list[tuple[int, float]]
+    validation_curve: list[tuple[int, float]]
+    early_stop: EarlyStop
     steps: int
     seconds: float
     captured: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def accuracy_at_init(self) -> float:
+        """Test accuracy before the first step (``curve[0]``)."""
+        return self.curve[0][1]
 
 
 def make_optimizer(model: nn.Module | Iterable[torch.Tensor], recipe: Recipe) -> torch.optim.Optimizer:
@@ -126,12 +174,69 @@ def _zero_pruned(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         p.mul_(keep)
 
 
-def _eval_steps(steps: int, eval_every: int | None) -> set[int]:
+def eval_steps(steps: int, eval_every: int | None) -> list[int]:
+    """The evaluation points of a run, increasing; see the module docstring."""
     if eval_every is None:
-        eval_every = max(1, math.ceil(steps / 10))
+        eval_every = max(1, math.ceil(steps / EVAL_POINTS))
     if eval_every <= 0:
-        return {steps}
-    return {0, steps, *range(eval_every, steps, eval_every)}
+        return [0, steps]
+    return sorted({0, steps, *range(eval_every, steps, eval_every)})
+
+
+def early_stop(validation_curve: list[tuple[int, float]], curve: list[tuple[int, float]], has_validation: bool) -> EarlyStop:
+    """The earliest point of highest validation accuracy (the last point without a
+    validation split); ``curve`` gives the test accuracy at that point."""
+    i = len(curve) - 1
+    if has_validation:
+        best = max(a for _, a in validation_curve)
+        i = next(j for j, (_, a) in enumerate(validation_curve) if a == best)
+    return EarlyStop(step=curve[i][0], validation_accuracy=validation_curve[i][1], test_accuracy=curve[i][1])
+
+
+def augment_seed(data_seed: int) -> int:
+    """The seed of the augmentation generator: apart from the data order's, fixed by it."""
+    return (data_seed + 0x9E3779B97F4A7C15) % 2**64
+
+
+def pad_fill(x_train: torch.Tensor) -> torch.Tensor:
+    """Per-channel padding value of the crop: the channel's minimum over ``x_train``."""
+    return x_train.amin(dim=(0, 2, 3))
+
+
+def crop_flip(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Random crop (``x``'s size, from ``x`` padded by ``AUGMENT_PAD`` with ``fill``) at
+    offsets ``shifts[i] = (row, col)``, then a horizontal flip where ``flips[i] == 1``;
+    one gather on ``x``'s device. ``shifts`` ``(b, 2)``, ``flips`` ``(b,)``, any device."""
+    b, c, h, w = x.shape
+    p, dev = AUGMENT_PAD, x.device
+    padded = fill.to(dev, x.dtype).view(1, c, 1, 1).expand(b, c, h + 2 * p, w + 2 * p).clone()
+    padded[:, :, p : p + h, p : p + w] = x
+    shifts, flips = shifts.to(dev), flips.to(dev).bool()
+    rows = shifts[:, 0, None] + torch.arange(h, device=dev)
+    base = torch.arange(w, device=dev)
+    cols = shifts[:, 1, None] + torch.where(flips[:, None], w - 1 - base, base)
+    return padded[
+        torch.arange(b, device=dev)[:, None, None, None],
+        torch.arange(c, device=dev)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
+
+
+class _Augmenter:
+    """Draws each batch's crop offsets and flips on a seeded CPU generator."""
+
+    def __init__(self, x_train: torch.Tensor, recipe: Recipe) -> None:
+        if x_train.dim() != 4:
+            raise InvalidRecipeError("augment='crop-flip' needs image inputs (channels, height, width)")
+        self.generator = torch.Generator(device="cpu").manual_seed(augment_seed(recipe.data_seed))
+        self.fill = pad_fill(x_train)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        shifts = torch.randint(0, 2 * AUGMENT_PAD + 1, (b, 2), generator=self.generator)
+        flips = torch.randint(0, 2, (b,), generator=self.generator)
+        return crop_flip(x, shifts, flips, self.fill)
 
 
 def train(
@@ -150,8 +255,9 @@ def train(
 
     Args:
         mask: bool tensors keyed by parameter name; ``True`` keeps a weight.
-        eval_every: test accuracy every this many steps (default: ~10 points); ``0``
-            evaluates only at the end. The curve always ends at ``recipe.steps``.
+        eval_every: evaluate every this many steps (default: ~20 points); ``0``
+            evaluates only at 0 and at the end. The curve always runs from 0 to
+            ``recipe.steps``.
         on_progress: called as ``(step, total)`` every ~1% of the steps and at the
             end; an exception it raises stops training and propagates (cancellation).
         capture_step: keep a CPU copy of the weights after this many steps (0 = before
@@ -166,22 +272,26 @@ def train(
     model.to(dev)
     model.train()
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
+    x_val, y_val = data.x_val.to(dev), data.y_val.to(dev)
     x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
     pairs = _mask_pairs(model, mask, dev)
     _zero_pruned(pairs)
 
     optimizer = make_optimizer(model, recipe)
     sampler = BatchSampler(x_train.shape[0], recipe.batch_size, recipe.data_seed, dev)
-    evals = _eval_steps(recipe.steps, eval_every)
+    augment = _Augmenter(x_train, recipe) if recipe.augment == "crop-flip" else None
+    evals = set(eval_steps(recipe.steps, eval_every))
     progress_every = max(1, recipe.steps // 100)
     loss_fn = nn.CrossEntropyLoss()
     curve: list[tuple[int, float]] = []
+    validation_curve: list[tuple[int, float]] = []
     captured: dict[str, torch.Tensor] | None = None
 
     for step in range(recipe.steps + 1):
         if step == capture_step:
             captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if step in evals:
+            validation_curve.append((step, evaluate(model, x_val, y_val)))
             curve.append((step, evaluate(model, x_test, y_test)))
             if on_eval is not None:
                 on_eval(*curve[-1])
@@ -193,7 +303,8 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr * recipe.lr_factor(step)
         idx = sampler.next()
-        loss = loss_fn(model(x_train[idx]), y_train[idx])
+        x = x_train[idx] if augment is None else augment(x_train[idx])
+        loss = loss_fn(model(x), y_train[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -202,6 +313,8 @@ def train(
     return TrainResult(
         test_accuracy=curve[-1][1],
         curve=curve,
+        validation_curve=validation_curve,
+        early_stop=early_stop(validation_curve, curve, x_val.shape[0] > 0),
         steps=recipe.steps,
         seconds=time.perf_counter() - start,
         captured=captured,

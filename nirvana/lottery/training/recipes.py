@@ -44,6 +44,8 @@ class Recipe(BaseModel):
     schedule: Literal["constant", "step", "cosine"] = "constant"
     milestones: list[int] = Field(default_factory=list)
     gamma: float = Field(default=0.1, gt=0, allow_inf_nan=False)
+    #: ``"crop-flip"``: OpenLTH's CIFAR-10 augmentation (``nirvana.lottery.training.loop``).
+    augment: Literal["none", "crop-flip"] = "none"
 
     @model_validator(mode="after")
     def _check_milestones(self) -> Recipe:
@@ -113,9 +115,11 @@ def _register(recipe: NamedRecipe) -> None:
 
 _LTH = "Frankle & Carbin 2019, Figure 2"
 _register(NamedRecipe("lth-lenet", _LTH, {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60}, steps=50_000))
-_register(NamedRecipe("lth-conv2", _LTH, {"optimizer": "adam", "lr": 2e-4, "batch_size": 60}, steps=20_000))
-_register(NamedRecipe("lth-conv4", _LTH, {"optimizer": "adam", "lr": 3e-4, "batch_size": 60}, steps=25_000))
-_register(NamedRecipe("lth-conv6", _LTH, {"optimizer": "adam", "lr": 3e-4, "batch_size": 60}, steps=30_000))
+# The conv recipes are CIFAR-10's: they train with OpenLTH's augmentation.
+_CONV = {"optimizer": "adam", "batch_size": 60, "augment": "crop-flip"}
+_register(NamedRecipe("lth-conv2", _LTH, {**_CONV, "lr": 2e-4}, steps=20_000))
+_register(NamedRecipe("lth-conv4", _LTH, {**_CONV, "lr": 3e-4}, steps=25_000))
+_register(NamedRecipe("lth-conv6", _LTH, {**_CONV, "lr": 3e-4}, steps=30_000))
 _register(
     NamedRecipe(
         "openlth-lenet",
@@ -136,6 +140,7 @@ _register(
             "batch_size": 128,
             "schedule": "step",
             "gamma": 0.1,
+            "augment": "crop-flip",
         },
         epochs=160,
         milestone_epochs=(80, 120),
