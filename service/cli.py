@@ -61,8 +61,12 @@ def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000, api_wor
 
 
 @reports_database_errors
-def worker_command() -> None:
-    """Run one verification worker until Ctrl-C or SIGTERM."""
+def worker_command(
+    device: Annotated[
+        str | None, typer.Option(help="Train on this device (cuda:1, cpu); default: NIRVANA_DEVICE, else CUDA when present.")
+    ] = None,
+) -> None:
+    """Run one verification worker until Ctrl-C or SIGTERM (one per GPU: --device cuda:N)."""
     from service.database import find_database
     from service.serve import configure_logging
     from worker.main import run_worker
@@ -72,6 +76,8 @@ def worker_command() -> None:
 
     with find_database() as handle:
         settings = WorkerSettings(database_url=handle.url)
+        if device is not None:
+            settings = settings.model_copy(update={"device": device})
         typer.echo(f"nirvana worker {settings.worker_id}: waiting for verifications", err=True)
         # run_worker turns SIGINT/SIGTERM into a graceful stop: a job in progress is
         # handed back to the queue.

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -131,13 +132,36 @@ def _worker_child(settings: dict[str, Any]) -> None:
     run_worker(WorkerSettings(**settings), stop=stop)
 
 
+def visible_gpus() -> int:
+    """How many GPUs this process may use, without importing torch (which would
+    initialise CUDA in the parent): the entries of ``CUDA_VISIBLE_DEVICES`` when it is
+    set, else the lines of ``nvidia-smi -L``, else 0."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return len([d for d in listed.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def worker_devices(count: int, gpus: int) -> list[str | None]:
+    """The device of each of ``count`` workers: round-robin over ``gpus`` GPUs
+    (``cuda:0``, ``cuda:1``, ...), or ``None`` (the worker's own default) without GPUs."""
+    return [f"cuda:{i % gpus}" if gpus > 0 else None for i in range(count)]
+
+
 def start_workers(count: int, settings: dict[str, Any]) -> list[BaseProcess]:
-    """Start ``count`` worker processes. Not daemonic: a worker spawns its own training
+    """Start ``count`` worker processes, spread over the visible GPUs (``worker_devices``)
+    unless ``settings`` names a device. Not daemonic: a worker spawns its own training
     children, which daemonic processes may not do."""
     context = multiprocessing.get_context("spawn")
     workers: list[BaseProcess] = []
-    for index in range(count):
-        process = context.Process(target=_worker_child, args=(settings,), name=f"nirvana-worker-{index}")
+    devices = worker_devices(count, visible_gpus() if "device" not in settings else 0)
+    for index, device in enumerate(devices):
+        own = {**settings, "device": device} if device is not None else settings
+        process = context.Process(target=_worker_child, args=(own,), name=f"nirvana-worker-{index}")
         process.start()
         workers.append(process)
     return workers

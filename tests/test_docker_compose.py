@@ -109,3 +109,12 @@ def test_every_command_is_a_real_cli_command(services: dict[str, Any]) -> None:
         for word in argv[1:]:
             if word.startswith("--"):
                 assert word in options, f"{name}: `nirvana {argv[0]}` has no option {word}"
+
+
+def test_workers_scale_one_gpu_each(services: dict[str, Any]) -> None:
+    # `docker compose up --scale worker=N`: N containers, one GPU reserved by each; a
+    # fixed name or a published port would make the second container fail to start.
+    worker = services["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    [device] = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["count"] == 1

@@ -13,19 +13,14 @@ from __future__ import annotations
 
 import enum
 import logging
-import multiprocessing
-import os
-import queue as stdlib_queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 import tenacity
@@ -38,7 +33,7 @@ from db.models.tickets import Ticket
 from db.models.verifications import VerificationState
 from db.notifications import QueueListener
 from db.session import engine_from_settings, make_sessionmaker, unit_of_work
-from worker.child import DEFAULT_ENTRY, Outcome, child_main, describe_exit
+from worker.child import DEFAULT_ENTRY, Outcome, WarmChild, describe_exit
 from worker.reaper import Reaper
 from worker.runs import JobSpec
 from worker.settings import WorkerSettings
@@ -76,16 +71,6 @@ class Lease:
         return self.until - time.monotonic()
 
 
-@dataclass
-class Running:
-    """A started child and the ends of its pipes the worker reads."""
-
-    process: BaseProcess
-    results: Connection
-    progress: Any  # multiprocessing.Queue[float]
-    fraction: float = 0.0
-
-
 def run_worker(
     settings: WorkerSettings,
     *,
@@ -109,6 +94,7 @@ def run_worker(
     factory = make_sessionmaker(engine)
     log.info("worker %s started (lease %ss, heartbeat %ss)", settings.worker_id,
              settings.lease_seconds, settings.heartbeat_seconds)
+    child = WarmChild(entry)  # kept across jobs; stopped whenever a job ends abnormally
     try:
         with (
             _stop_on_signals(stop, enabled=own_signals),
@@ -128,8 +114,9 @@ def run_worker(
                         return
                     listener.wait(settings.poll_seconds, stop)
                     continue
-                _run_job(factory, settings, claim, stop, entry)
+                _run_job(factory, settings, claim, stop, child)
     finally:
+        child.stop(settings.kill_grace_seconds)
         engine.dispose()
         log.info("worker %s stopped", settings.worker_id)
 
@@ -168,13 +155,17 @@ def _job_spec(factory: sessionmaker[Session], settings: WorkerSettings, claim: q
             data_dir=settings.task_data_dir,
             device=settings.device,
             threads=settings.threads,
+            batching=settings.verify_batch,
+            max_batch=settings.verify_max_batch,
+            compile=settings.verify_compile,
             replicates=settings.verify_replicates,
             claimed_at=str(ticket.manifest.get("claimed", {}).get("at", "final")),
         )
 
 
 def _run_job(
-    factory: sessionmaker[Session], settings: WorkerSettings, claim: queue.Claim, stop: threading.Event, entry: str
+    factory: sessionmaker[Session], settings: WorkerSettings, claim: queue.Claim, stop: threading.Event,
+    child: WarmChild,
 ) -> None:
     """Run one claimed job to its end (or hand it back); never raises for the job's sake."""
     lease = Lease(settings.lease_seconds)
@@ -183,16 +174,16 @@ def _run_job(
     lease.renewed(time.monotonic())
     try:
         spec = _job_spec(factory, settings, claim)
-        running = _start_child(spec, entry)
-        log.info("verification %s running in child pid %s", claim.verification_id, running.process.pid)
+        child.submit(spec)
+        log.info("verification %s running in child pid %s", claim.verification_id, child.pid)
         ended: Outcome | Interrupt | None = Interrupt.STOPPED
+        exitcode: int | None = None
         try:
-            ended = _supervise(factory, settings, claim, running, stop, lease)
+            ended = _supervise(factory, settings, claim, child, stop, lease)
         finally:
-            # A child that reported is exiting on its own: let it, rather than SIGTERM it.
-            reported = not isinstance(ended, Interrupt)
-            _stop_child(running, settings.kill_grace_seconds, exiting=reported)
-        exitcode = running.process.exitcode
+            # Only a child that reported, and not a failure of its own, stays warm.
+            if ended is None or isinstance(ended, Interrupt) or ended[0] == "error":
+                exitcode = child.stop(settings.kill_grace_seconds)
         if ended is Interrupt.STOPPED:
             # Stopping: hand the job back once; if the database is away, the lease lapses.
             _record(factory, claim, ended, exitcode)
@@ -215,27 +206,11 @@ def _run_job(
             log.exception("verification %s: could not hand it back; leaving it to lease expiry", claim.verification_id)
 
 
-def _start_child(spec: JobSpec, entry: str) -> Running:
-    ctx = multiprocessing.get_context("spawn")
-    results, child_end = ctx.Pipe(duplex=False)
-    progress = ctx.Queue()
-    process = ctx.Process(
-        target=child_main,
-        args=(entry, spec, progress, child_end, os.getpid()),
-        name=f"verify-{spec.verification_id[:8]}",
-        daemon=True,
-    )
-    process.start()
-    # Only the child may hold the write end, so its death shows up here as EOF.
-    child_end.close()
-    return Running(process=process, results=results, progress=progress)
-
-
 def _supervise(
     factory: sessionmaker[Session],
     settings: WorkerSettings,
     claim: queue.Claim,
-    running: Running,
+    child: WarmChild,
     stop: threading.Event,
     lease: Lease,
 ) -> Outcome | Interrupt | None:
@@ -244,13 +219,10 @@ def _supervise(
     an ``Interrupt``."""
     next_beat = time.monotonic() + settings.heartbeat_seconds
     while True:
-        if running.results.poll(TICK):
-            try:
-                outcome: Outcome = running.results.recv()
-                return outcome
-            except EOFError:
-                return None
-        _drain_progress(running)
+        reported, outcome = child.poll(TICK)
+        if reported:
+            return outcome
+        child.drain_progress()
         if stop.is_set():
             return Interrupt.STOPPED
         if time.monotonic() < next_beat:
@@ -259,7 +231,7 @@ def _supervise(
         sent = time.monotonic()
         try:
             with unit_of_work(factory) as session:
-                cancel = queue.heartbeat(session, claim, progress=running.fraction,
+                cancel = queue.heartbeat(session, claim, progress=child.fraction,
                                          lease_seconds=settings.lease_seconds)
         except queue.LeaseLostError:
             return Interrupt.LEASE_LOST
@@ -270,30 +242,6 @@ def _supervise(
         lease.renewed(sent)
         if cancel:
             return Interrupt.CANCELLED
-
-
-def _drain_progress(running: Running) -> None:
-    while True:
-        try:
-            running.fraction = float(running.progress.get_nowait())
-        except stdlib_queue.Empty:
-            return
-
-
-def _stop_child(running: Running, grace: float, *, exiting: bool = False) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; reap it and close the pipes. An
-    ``exiting`` child gets ``grace`` seconds to exit by itself first."""
-    process = running.process
-    process.join(timeout=max(grace, TICK) if exiting else TICK)
-    if process.is_alive():
-        process.terminate()
-        process.join(timeout=grace)
-    if process.is_alive():
-        process.kill()
-        process.join()
-    running.results.close()
-    running.progress.close()
-    running.progress.join_thread()
 
 
 def _record(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -39,6 +39,10 @@ class JobSpec:
     device: str | None = None
     #: torch's intra-op CPU threads; ``None``: torch's default (one per core).
     threads: int | None = None
+    #: ``NIRVANA_VERIFY_BATCH``, ``NIRVANA_VERIFY_MAX_BATCH``, ``NIRVANA_VERIFY_COMPILE``.
+    batching: Literal["auto", "on", "off"] = "auto"
+    max_batch: int | None = None
+    compile: bool = False
     #: Replicates per arm (the worker's ``NIRVANA_VERIFY_REPLICATES``).
     replicates: int = 3
     #: Which figure the claim is of: ``"final"`` or ``"early_stop"`` test accuracy.
@@ -57,6 +61,25 @@ class _Throttled:
         if fraction >= 1.0 or now - self.last >= self.interval:
             self.last = now
             self.sink.put(float(fraction))
+
+
+#: The last task's tensors on a non-CPU device, keyed by (fingerprint, device): a warm
+#: child verifying one task job after job copies them to the GPU once. One entry, so
+#: device memory holds one task's data at a time. (``load_task`` caches the CPU side.)
+_ON_DEVICE: dict[tuple[str, str], Any] = {}
+
+
+def _task_data(task: str, data_dir: Path | None, device: str) -> Any:
+    from nirvana.lottery.data.tasks import load_task
+
+    cpu = load_task(task, data_dir)
+    if device == "cpu":
+        return cpu
+    key = (cpu.fingerprint, device)
+    if key not in _ON_DEVICE:
+        _ON_DEVICE.clear()
+        _ON_DEVICE[key] = load_task(task, data_dir, device=device)
+    return _ON_DEVICE[key]
 
 
 def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, Any]:
@@ -80,8 +103,9 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
     from nirvana.lottery.models.architectures import describe
     from nirvana.lottery.errors import InvalidRecipeError
     from nirvana.lottery.pruning.masks import validate_init, validate_mask
-    from nirvana.lottery.data.tasks import get_task, load_task
+    from nirvana.lottery.data.tasks import get_task
     from nirvana.lottery.tickets.files import load_tensors
+    from nirvana.lottery.training.execution import ExecutionOptions
     from nirvana.lottery.training.recipes import Recipe
     from nirvana.lottery.verification.protocol import pick_device, verify_ticket
 
@@ -102,7 +126,7 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
     validate_mask(mask, info)
     validate_init(init, info)
     device = job.device or str(pick_device())
-    data = load_task(job.task, job.data_dir, device=device)
+    data = _task_data(job.task, job.data_dir, device)
     result = verify_ticket(
         architecture=job.architecture,
         task_data=data,
@@ -116,5 +140,7 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
         claimed_at=job.claimed_at,
         device=device,
         on_progress=_Throttled(progress_queue),
+        options=ExecutionOptions(batching=job.batching, max_batch=job.max_batch,
+                                 compile=job.compile),
     )
     return result.to_dict()

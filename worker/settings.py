@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -34,6 +35,13 @@ class WorkerSettings(StorageSettings):
     #: torch CPU threads of the training child; ``None``: torch's default (all cores).
     threads: int | None = Field(default=None, ge=1)
     worker_id: str = Field(default_factory=default_worker_id)
+    #: Train a verification's runs together (``auto``: when faster on this device and
+    #: architecture; ``on``/``off`` force it); see ``nirvana.lottery.training.execution``.
+    verify_batch: Literal["auto", "on", "off"] = "auto"
+    #: At most this many runs in one batch (``None``: as many as the device's memory fits).
+    verify_max_batch: int | None = Field(default=None, ge=1)
+    #: ``torch.compile`` the training step on CUDA (pays on long recipes only).
+    verify_compile: bool = False
     #: How long a child has to exit after SIGTERM before it gets SIGKILL.
     kill_grace_seconds: float = Field(default=5.0, ge=0)
     #: Replicates per arm of a verification (``NIRVANA_VERIFY_REPLICATES``).

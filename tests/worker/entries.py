@@ -53,3 +53,8 @@ def finish_when_told(job: JobSpec, progress: ProgressSink) -> dict[str, Any]:
         progress.put(0.5)
         time.sleep(0.05)
     return TOLD_RESULT
+def report_pid(job: JobSpec, progress: ProgressSink) -> dict[str, Any]:
+    """Finish at once with this child's pid in the result (warm-child tests); the rest
+    is the least a succeeded verification records on its ticket."""
+    progress.put(1.0)
+    return {"pid": os.getpid(), "runs": {"ticket": {"test_accuracy": 0.5}}, "reproduced": False, "winning": False}

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -106,16 +106,17 @@ class TrainResult:
         return self.curve[0][1]
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """The recipe's optimizer over all of ``model``'s parameters."""
+def make_optimizer(model: nn.Module | Iterable[torch.Tensor], recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer over all of ``model``'s parameters (or over the tensors given)."""
+    params = list(model.parameters()) if isinstance(model, nn.Module) else list(model)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
+            params,
             lr=recipe.lr,
             momentum=recipe.momentum,
             weight_decay=recipe.weight_decay,
         )
-    return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
 class BatchSampler:

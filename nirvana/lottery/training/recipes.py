@@ -43,6 +43,9 @@ class Recipe(BaseModel):
     batch_size: int = Field(ge=1, le=65536)
     steps: int = Field(ge=1)
     data_seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    #: Whether a GPU may train this recipe under bf16 autocast (the CPU trains in
+    #: float32 always); a verification records the precision it used.
+    mixed_precision: bool = True
     warmup_steps: int = Field(default=0, ge=0)
     schedule: Literal["constant", "step", "cosine"] = "constant"
     milestones: list[int] = Field(default_factory=list, max_length=MAX_MILESTONES)

@@ -37,7 +37,8 @@ from nirvana.lottery.tickets.digests import tensors_digest
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.pruning.masks import random_mask_like, sparsity_report
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import TrainResult, train
+from nirvana.lottery.training.execution import Execution, ExecutionOptions, RunInput, train_many
+from nirvana.lottery.training.loop import TrainResult
 from nirvana.lottery.training.recipes import Recipe
 from nirvana.lottery.verification.stability import instability
 from nirvana.lottery.verification.verdict import Decision, Summary, decide
@@ -92,6 +93,8 @@ class TrainedRun:
     spec: RunSpec
     result: TrainResult
     final: dict[str, torch.Tensor] = field(repr=False)
+    #: How it was trained (batched or not, precision); ``None`` from other trainers.
+    execution: Execution | None = None
 
 
 #: ``train_runs``'s signature: the seam where a trainer of many runs at once plugs in.
@@ -132,24 +135,25 @@ def plan_runs(
 def train_runs(
     architecture: str, task_spec: TaskSpec, task_data: TaskData, runs: list[RunSpec], *,
     device: str | torch.device = "cpu", on_progress: Callable[[float], None] | None = None,
+    options: ExecutionOptions | None = None,
 ) -> list[TrainedRun]:
-    """Train every run of ``runs`` (one ``train`` each, in order) and return them in order.
+    """Train every run of ``runs`` and return them in order: together or one at a time,
+    as ``nirvana.lottery.training.execution.train_many`` decides under ``options``;
+    every ``TrainedRun.execution`` records what it chose.
 
     ``on_progress(fraction)`` reports progress in [0, 1] over all runs; an exception it
     raises stops training and propagates (cancellation)."""
-    trained: list[TrainedRun] = []
-    for i, run in enumerate(runs):
+    models = []
+    for run in runs:
         model = build_model(architecture, task_spec.input_shape, task_spec.num_classes)
         model.load_state_dict(dict(run.init))
-
-        def progress(step: int, total: int, i: int = i) -> None:
-            if on_progress is not None:
-                on_progress((i + step / total) / len(runs))
-
-        result = train(model, task_data, run.recipe, mask=run.mask, device=device, on_progress=progress)
-        final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        trained.append(TrainedRun(run, result, final))
-    return trained
+        models.append(model)
+    inputs = [RunInput(m, run.mask, run.recipe) for m, run in zip(models, runs, strict=True)]
+    results, execution = train_many(inputs, task_data, device=device, options=options, on_progress=on_progress)
+    return [
+        TrainedRun(run, result, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, execution)
+        for run, result, model in zip(runs, results, models, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ class VerificationResult:
             "device": self.device,
             "task": self.task,
             "recipe": self.recipe.model_dump(mode="json"),
+            "execution": self.runs[0].execution.to_dict() if self.runs and self.runs[0].execution else None,
         }
 
 
@@ -256,19 +261,22 @@ def verify_ticket(
     control_seed: int = 1,
     on_progress: Callable[[float], None] | None = None,
     trainer: TrainRuns = train_runs,
+    options: ExecutionOptions | None = None,
 ) -> VerificationResult:
     """Plan, train (one ``trainer`` call) and judge a verification (module docstring).
 
     ``init`` and ``mask`` are assumed validated (``prepare_ticket`` does it).
     ``claimed_at`` is ``"final"`` or ``"early_stop"``: which figure the claim is of.
     ``on_progress(fraction)`` reports progress in [0, 1]; an exception it raises stops
-    the verification and propagates (cancellation).
+    the verification and propagates (cancellation). ``options``: how the runs execute
+    (batched or not, precision; ``nirvana.lottery.training.execution``).
     """
     runs = plan_runs(
         architecture=architecture, task_spec=task_spec, init=init, mask=mask, recipe=recipe, scheme=scheme,
         replicates=replicates, control_seed=control_seed,
     )  # fmt: skip
-    trained = trainer(architecture, task_spec, task_data, runs, device=device, on_progress=on_progress)
+    trained = trainer(architecture, task_spec, task_data, runs, device=device, on_progress=on_progress,
+                      options=options)
     by_arm = {name: [t for t in trained if t.spec.arm == name] for name in RUN_NAMES}
     tickets = by_arm["ticket"]
     claimed_values = [
