@@ -118,3 +118,14 @@ def test_workers_scale_one_gpu_each(services: dict[str, Any]) -> None:
     assert "container_name" not in worker and "ports" not in worker
     [device] = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["count"] == 1
+
+
+def test_the_api_trusts_forwarded_for_from_nginx_alone(services: dict[str, Any]) -> None:
+    # Behind nginx every request comes from nginx: without this the rate limits would
+    # put every client in one bucket; trusting more would let clients forge addresses.
+    nginx_address = services["nginx"]["networks"]["default"]["ipv4_address"]
+    assert services["api"]["environment"]["NIRVANA_TRUSTED_PROXIES"] == nginx_address
+    from api.settings import ApiSettings
+
+    settings = ApiSettings(database_url=DATABASE_URL, trusted_proxies=nginx_address)
+    assert [str(network) for network in settings.trusted_proxies] == [f"{nginx_address}/32"]
