@@ -26,7 +26,7 @@ import torch
 
 from nirvana.lottery.data.tasks import get_task
 from nirvana.lottery.models.architectures import describe
-from nirvana.lottery.tickets.manifest import dump_tensors
+from nirvana.lottery.tickets.files import dump_tensors
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -75,5 +75,4 @@ def test_every_import_names_the_module_that_defines_it() -> None:
                     for a in node.names
                     if borrowed(modules, a.name, node.module)
                 ]
-    # protocol.py is being rewritten elsewhere (issue 9); its Recipe import moves with it.
-    assert [d for d in detours if "verification/protocol.py" not in d] == []
+    assert detours == []

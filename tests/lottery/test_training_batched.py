@@ -14,7 +14,8 @@ from nirvana.lottery.data.tasks import TaskData, get_task
 from nirvana.lottery.models.architectures import build_model, describe
 from nirvana.lottery.pruning.masks import dense_mask, random_mask_like
 from nirvana.lottery.training.batched import train_batched
-from nirvana.lottery.training.loop import Recipe, TrainResult, train
+from nirvana.lottery.training.loop import TrainResult, train
+from nirvana.lottery.training.recipes import Recipe
 
 SGD = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3, batch_size=16, steps=24,
              warmup_steps=5, schedule="step", milestones=[16], gamma=0.5)

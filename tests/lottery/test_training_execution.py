@@ -12,7 +12,8 @@ from nirvana.lottery.models.architectures import build_model
 from nirvana.lottery.training.execution import (
     ExecutionOptions, RunInput, batch_sizes, choose_batched, per_run_bytes, train_many,
 )
-from nirvana.lottery.training.loop import Recipe, train
+from nirvana.lottery.training.loop import train
+from nirvana.lottery.training.recipes import Recipe
 from tests.lottery.test_training_batched import teacher_data
 
 CPU = torch.device("cpu")

@@ -8,7 +8,8 @@ import torch
 from nirvana.lottery.data.tasks import TaskData, get_task, validation_indices
 from nirvana.lottery.errors import InvalidRecipeError
 from nirvana.lottery.models.architectures import build_model
-from nirvana.lottery.training.loop import EarlyStop, Recipe, crop_flip, early_stop, pad_fill, train
+from nirvana.lottery.training.loop import EarlyStop, crop_flip, early_stop, pad_fill, train
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.lottery.training.recipes import named_recipe
 
 

@@ -9,7 +9,8 @@ import torch
 from nirvana.lottery.data.tasks import TaskData
 from nirvana.lottery.models.architectures import build_model
 from nirvana.lottery.models.init import generate_init
-from nirvana.lottery.training.loop import Recipe, train
+from nirvana.lottery.training.loop import train
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.lottery.verification.stability import POINTS, error_curve, instability
 from nirvana.lottery.verification.verdict import Summary, decide, tolerance, welch_greater
 

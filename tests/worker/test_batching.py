@@ -18,12 +18,10 @@ from db.blobs import LocalBlobStorage
 from db.queue import enqueue_verification
 from db.session import unit_of_work
 from tests.factories.tickets import TINY_RECIPE, store_queued
-from tests.worker.test_worker import HEARTBEAT, Workers, _alive, _job, _until, engine, factory, storage, workers
+from tests.worker.support import HEARTBEAT, Workers, alive, job_row, until
 from worker.child import DEFAULT_ENTRY
 from worker.main import run_worker
 from worker.settings import WorkerSettings
-
-__all__ = ["engine", "factory", "storage", "workers"]  # fixtures, imported for pytest
 
 REPORT_PID = "tests.worker.entries:report_pid"
 
@@ -35,7 +33,7 @@ def _settings(url: str, storage: LocalBlobStorage, **overrides: Any) -> WorkerSe
 
 def _requeue(factory: sessionmaker[Session], vid: uuid.UUID) -> uuid.UUID:
     """A second verification of the same ticket, task, recipe and claim."""
-    first = _job(factory, vid)
+    first = job_row(factory, vid)
     with unit_of_work(factory) as session:
         job = enqueue_verification(session, ticket_id=first.ticket_id, task=first.task, recipe=first.recipe,
                                    claimed_accuracy=first.claimed_accuracy)
@@ -51,7 +49,7 @@ def test_batching_on_gives_the_verdict_and_accuracies_of_batching_off(
     run_worker(_settings(fresh_database_url, storage, verify_batch="on"), once=True)
     off = _requeue(factory, on)
     run_worker(_settings(fresh_database_url, storage, verify_batch="off"), once=True)
-    a, b = _job(factory, on), _job(factory, off)
+    a, b = job_row(factory, on), job_row(factory, off)
     assert (a.state, b.state) == ("succeeded", "succeeded")
     assert a.result is not None and b.result is not None
     assert (a.result["execution"]["batched"], b.result["execution"]["batched"]) == (True, False)
@@ -76,11 +74,11 @@ def test_one_warm_child_serves_every_job_and_stops_with_its_worker(
         first = job.id
     second = _requeue(factory, first)
     run_worker(_settings(fresh_database_url, storage), once=True, entry=REPORT_PID)
-    a, b = _job(factory, first), _job(factory, second)
+    a, b = job_row(factory, first), job_row(factory, second)
     assert a.result is not None and b.result is not None
     assert (a.state, b.state) == ("succeeded", "succeeded")
     assert a.result["pid"] == b.result["pid"] != os.getpid()
-    assert not _alive(a.result["pid"])
+    assert not alive(a.result["pid"])
 
 
 def _training_children(pid: int) -> list[int]:
@@ -89,7 +87,7 @@ def _training_children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
-    return [c for c in found if _alive(c) and b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [c for c in found if alive(c) and b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def test_cancel_stops_a_batch_within_a_heartbeat(
@@ -100,13 +98,13 @@ def test_cancel_stops_a_batch_within_a_heartbeat(
         vid = job.id
     process = workers.start(entry=DEFAULT_ENTRY, verify_batch="on")
     assert process.pid is not None
-    _until(lambda: _job(factory, vid).progress > 0, 240, "the batch to report progress")
+    until(lambda: job_row(factory, vid).progress > 0, 240, "the batch to report progress")
     [child] = _training_children(process.pid)
     with unit_of_work(factory) as session:
         queue.request_cancel(session, vid)
     asked = time.monotonic()
-    _until(lambda: _job(factory, vid).state == "cancelled", 10, "the job to be cancelled")
+    until(lambda: job_row(factory, vid).state == "cancelled", 10, "the job to be cancelled")
     # One heartbeat to notice, plus the child's SIGTERM and the database round trips.
     assert time.monotonic() - asked < HEARTBEAT + 1.5
-    assert not _alive(child)
-    assert _job(factory, vid).attempts == 1
+    assert not alive(child)
+    assert job_row(factory, vid).attempts == 1

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import queue
 from db.blobs import LocalBlobStorage
 from db.migrate import upgrade
-from db.models import Verification
+from db.models.verifications import Verification
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from service.serve import reaping
 from tests.factories.tickets import store_queued

@@ -34,7 +34,7 @@ import torch
 
 from nirvana.lottery.models.architectures import build_model, describe
 from nirvana.lottery.tickets.digests import tensors_digest
-from nirvana.lottery.models.init import generate_init
+from nirvana.lottery.models.init import generate_distinct_init
 from nirvana.lottery.pruning.masks import random_mask_like, sparsity_report
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
 from nirvana.lottery.training.execution import Execution, ExecutionOptions, RunInput, train_many
@@ -119,8 +119,8 @@ def plan_runs(
     for r in range(replicates):
         data_seed = recipe.data_seed if r == 0 else _replicate_seed("data", r, digest, control_seed)
         rr = recipe.model_copy(update={"data_seed": data_seed})
-        reinit_seed, reinit = _reinit(
-            architecture, task_spec, scheme, init, _replicate_seed("reinit", r, digest, control_seed)
+        reinit_seed, reinit = generate_distinct_init(
+            architecture, task_spec, scheme, _replicate_seed("reinit", r, digest, control_seed), unlike=init
         )
         mask_seed = _replicate_seed("random_mask", r, digest, control_seed)
         runs += [
@@ -233,16 +233,6 @@ def _replicate_dict(run: TrainedRun) -> dict[str, Any]:
     if spec.mask_seed is not None:
         d["mask_seed"] = spec.mask_seed
     return d
-
-
-def _reinit(
-    architecture: str, task_spec: TaskSpec, scheme: str, init: Mapping[str, torch.Tensor], seed: int,
-) -> tuple[int, dict[str, torch.Tensor]]:
-    while True:  # astronomically unlikely to loop, but "distinct" is the contract
-        fresh = generate_init(architecture, task_spec, scheme, seed)
-        if not all(torch.equal(fresh[k], init[k].to(fresh[k].dtype)) for k in fresh):
-            return seed, fresh
-        seed += 1
 
 
 def verify_ticket(
