@@ -68,7 +68,7 @@ def test_schemathesis_finds_nothing(fresh_database_url: str, tmp_path: Path) -> 
         args = [
             sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{url}/openapi.json",
             "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "5",
-            "--request-timeout", "60", "--seed", "1", "--no-color", "--header", f"Authorization: Bearer {secret}",
+            "--request-timeout", "120", "--max-response-time", "120", "--seed", "1", "--no-color", "--header", f"Authorization: Bearer {secret}",
         ]  # fmt: skip
         # From tmp_path: Schemathesis keeps a cache in its working directory.
         result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=480)
