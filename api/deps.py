@@ -3,26 +3,55 @@ the caller's token."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from api.callers import CallerIdentity, bearer_secret
 from api.errors import ProblemError
 from api.settings import ApiSettings
 from db.blobs import BlobStorage
 from db.models.users import ApiToken
-from db.session import unit_of_work
 from db.tokens import authenticate
 
+# Reads: no BEGIN and no COMMIT, each statement on its own (one round trip a query).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back when
-    it raises. ``scope="function"`` below makes the commit happen before the response
-    is sent, so a client that got 201 can read what it wrote."""
-    with unit_of_work(request.app.state.sessionmaker) as session:
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request, ended before the response is sent
+    (``scope="function"`` below), so a client that got 201 can read what it wrote.
+
+    GET and HEAD run on autocommit connections: no transaction to begin or end, and
+    giving the connection back sends nothing, so it happens here on the event loop.
+    They must not write. Other methods run in one transaction, committed when the route
+    returns and rolled back when it raises, in a worker thread. The session is made
+    here, not in a thread: making one does no I/O."""
+    state = request.app.state
+    if request.method in SAFE_METHODS:
+        with state.read_sessionmaker() as session:
+            yield session
+        return
+    session = state.sessionmaker()
+    try:
         yield session
+        await anyio.to_thread.run_sync(_end, session, True)
+    except BaseException:
+        await anyio.to_thread.run_sync(_end, session, False)
+        raise
+
+
+def _end(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 def get_storage(request: Request) -> BlobStorage:
@@ -40,22 +69,39 @@ SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nirvana"'}
 
 
-def require_scope(scope: str) -> Callable[[Request, Session], ApiToken]:
-    """A dependency that returns the caller's token if it carries ``scope``."""
+def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
+    """The caller's token; None when the request sends no ``Authorization``. A header
+    that is malformed or names an unknown or revoked token is 401 ``invalid_token`` on
+    every route, reads included (the routers declare this dependency), so a made-up
+    token is never a way around the rate limits. A token that authenticates is
+    remembered, and the rate limits count its requests by token from then on."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    secret = bearer_secret(header)
+    if secret is None:
+        raise ProblemError(401, "invalid_token", "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
+    token = authenticate(session, secret)
+    if token is None:
+        raise ProblemError(401, "invalid_token", "the token is unknown or revoked", headers=_CHALLENGE)
+    callers: CallerIdentity = request.app.state.callers
+    callers.remember(secret)
+    return token
 
-    def dependency(request: Request, session: SessionDep) -> ApiToken:
-        header = request.headers.get("authorization", "")
-        kind, _, secret = header.partition(" ")
-        if not header:
+
+CallerDep = Annotated[ApiToken | None, Depends(get_caller)]
+
+
+def require_scope(scope: str, *alternatives: str) -> Callable[[ApiToken | None], ApiToken]:
+    """A dependency that returns the caller's token if it carries ``scope`` (or one of
+    the ``alternatives``; the route then checks which one it needs)."""
+
+    def dependency(caller: CallerDep) -> ApiToken:
+        if caller is None:
             raise ProblemError(401, "unauthorized", "this request needs 'Authorization: Bearer <token>'", headers=_CHALLENGE)
-        if kind.lower() != "bearer" or not secret.strip():
-            raise ProblemError(401, "invalid_token", "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
-        token = authenticate(session, secret.strip())
-        if token is None:
-            raise ProblemError(401, "invalid_token", "the token is unknown or revoked", headers=_CHALLENGE)
-        if not token.allows(scope):
+        if not any(caller.allows(s) for s in (scope, *alternatives)):
             raise ProblemError(403, "insufficient_scope", f"the token lacks the '{scope}' scope")
-        return token
+        return caller
 
     return dependency
 

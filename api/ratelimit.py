@@ -1,5 +1,5 @@
-"""Rate limits, as the hubs do them: a token bucket per client (its bearer token, else
-its address) and per bucket (``api``, and ``downloads`` for mask and init files), 429
+"""Rate limits, as the hubs do them: a token bucket per client (``api.callers`` says
+who that is) and per bucket (``api``, and ``downloads`` for mask and init files), 429
 with ``Retry-After`` when empty, and the IETF ``RateLimit`` / ``RateLimit-Policy``
 headers on every limited response so clients can pace themselves.
 
@@ -10,7 +10,6 @@ without bound.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -58,8 +57,11 @@ class TokenBuckets:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, api_per_minute: int, downloads_per_minute: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, api_per_minute: int, downloads_per_minute: int, identify: Callable[[Scope], str]
+    ) -> None:
         self.app = app
+        self.identify = identify  # the caller's key: api.callers.CallerIdentity.key
         self.limits = {
             name: TokenBuckets(per_minute)
             for name, per_minute in (("api", api_per_minute), ("downloads", downloads_per_minute))
@@ -76,7 +78,7 @@ class RateLimitMiddleware:
         if buckets is None:
             await self.app(scope, receive, send)
             return
-        allowed, remaining, wait = buckets.take(_client_key(scope))
+        allowed, remaining, wait = buckets.take(self.identify(scope))
         window = 60
         headers = [
             (b"ratelimit-policy", f'"{name}";q={int(buckets.capacity)};w={window}'.encode()),
@@ -100,11 +102,3 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-
-def _client_key(scope: Scope) -> str:
-    """The caller: a hash of its bearer token when it sends one, else its address."""
-    for name, value in scope.get("headers", []):
-        if name == b"authorization" and value.lower().startswith(b"bearer "):
-            return "token:" + hashlib.sha256(value[7:].strip()).hexdigest()
-    client = scope.get("client")
-    return f"addr:{client[0]}" if client else "addr:unknown"

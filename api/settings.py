@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from ipaddress import ip_network
+from typing import Annotated
 
+from pydantic import field_validator
+from pydantic_settings import NoDecode
+
+from api.callers import ProxyNetwork
 from db.settings import StorageSettings
+from nirvana.lottery.training.recipes import MAX_EXAMPLES
 
 
 class ApiSettings(StorageSettings):
@@ -15,8 +21,31 @@ class ApiSettings(StorageSettings):
     max_upload_bytes: int = 256 * 1024 * 1024
     # Compute bound on one verification run; bigger recipes are refused at upload.
     max_steps: int = 100_000
+    # ... and on steps x batch size, the examples it trains on (what its time grows with).
+    max_examples: int = MAX_EXAMPLES
+    # Uploads validated at once per API process, on threads of their own; more wait
+    # their turn without holding a thread that serves requests.
+    validation_threads: int = 2
     # Requests a minute per client (token, else address), per API process; 0: no limit.
     rate_limit_api_per_minute: int = 1200
     rate_limit_downloads_per_minute: int = 600
-    data_dir: Path | None = None
+    # Proxies whose X-Forwarded-For names the client (addresses or CIDR networks,
+    # comma-separated: NIRVANA_TRUSTED_PROXIES="10.0.0.2,fd00::/8"); empty: none.
+    trusted_proxies: Annotated[list[ProxyNetwork], NoDecode] = []
+    # Requests served at once per API process; more are answered 503 with Retry-After.
+    max_in_flight: int = 100
+    # Database connections per API process: all kept open (no churn), none beyond.
+    db_pool_size: int = 10
+    # Test each pooled connection before use (one round trip a request); off, a dead
+    # connection fails one request and the pool is renewed.
+    db_pre_ping: bool = False
+    # Where clients reach this server (https://nirvana.example); absolute links in
+    # responses start with it. Unset: links are relative, never built from ``Host``.
     public_url: str | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [ip_network(part.strip()) for part in value.split(",") if part.strip()]
+        return value

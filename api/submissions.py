@@ -9,6 +9,9 @@ written, the blobs this call created are removed again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+
+import anyio.to_thread
 
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -20,7 +23,8 @@ from db.queue import enqueue_verification
 from db.repositories.blobs import lock_blob, record_blob, referenced_digests
 from db.repositories.tickets import find_ticket
 from nirvana.lottery.errors import InvalidManifestError
-from nirvana.lottery.tickets.manifest import PreparedTicket, parse_manifest, prepare_ticket
+from nirvana.lottery.tickets.footprint import ticket_footprint
+from nirvana.lottery.tickets.manifest import PreparedTicket, prepare_ticket
 
 SAFETENSORS = "application/vnd.safetensors"
 
@@ -31,33 +35,40 @@ class Submission:
     created: bool
 
 
-def submit_ticket(
-    session: Session,
-    storage: BlobStorage,
+async def validate_upload(
+    limiter: anyio.CapacityLimiter,
     *,
-    token: ApiToken,
     manifest: bytes,
     mask: bytes,
     init: bytes | None,
     max_steps: int,
-) -> Submission:
-    """Store a ticket and queue its verification, or return the identical one already
-    stored. Raises a ``nirvana.lottery.errors.LotteryError`` (nothing written) for bad input."""
-    prepared = prepare_ticket(parse_manifest(manifest), mask, init, max_steps=max_steps)
+    max_examples: int,
+) -> PreparedTicket:
+    """``prepare_ticket`` on a thread of ``limiter``'s own: at most its token count of
+    uploads validate at once, and one waiting for its turn holds no thread, so the
+    requests of other clients never queue behind validation. Raises what
+    ``prepare_ticket`` raises."""
+    work = partial(prepare_ticket, manifest, mask, init, max_steps=max_steps, max_examples=max_examples)
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
+
+
+def submit_ticket(session: Session, storage: BlobStorage, *, token: ApiToken, prepared: PreparedTicket) -> Submission:
+    """Store a validated ticket (``validate_upload``) and queue its verification, or
+    return the identical one already stored."""
     existing = find_ticket(session, prepared.id, with_details=True)
     if existing is not None:
         return Submission(existing, created=False)
 
     created_blobs: list[str] = []
-    mask_sha, init_sha = sha256_hex(prepared.mask_bytes), sha256_hex(prepared.init_bytes)
+    blobs = _blobs_of(prepared)
     try:
-        for sha in sorted({mask_sha, init_sha}):  # one order for every upload: no deadlock
+        for sha in sorted(blobs):  # one order for every upload: no deadlock
             lock_blob(session, sha)
-        _store_blob(storage, mask_sha, prepared.mask_bytes, created_blobs)
-        _store_blob(storage, init_sha, prepared.init_bytes, created_blobs)
-        for sha, data in ((mask_sha, prepared.mask_bytes), (init_sha, prepared.init_bytes)):
+        for sha, data in blobs.items():
+            _store_blob(storage, sha, data, created_blobs)
+        for sha, data in blobs.items():
             record_blob(session, sha256=sha, size=len(data), media_type=SAFETENSORS)
-        session.add(_ticket_row(prepared, token=token, mask_sha=mask_sha, init_sha=init_sha))
+        session.add(_ticket_row(prepared, token=token))
         session.flush()
         enqueue_verification(
             session,
@@ -65,6 +76,7 @@ def submit_ticket(
             task=prepared.manifest.task,
             recipe=prepared.recipe.model_dump(mode="json"),
             claimed_accuracy=prepared.manifest.claimed.test_accuracy,
+            requested_by_id=token.user_id,
         )
         session.flush()
     except IntegrityError:
@@ -84,6 +96,12 @@ def submit_ticket(
     ticket = find_ticket(session, prepared.id, with_details=True)
     assert ticket is not None
     return Submission(ticket, created=True)
+
+
+def _blobs_of(prepared: PreparedTicket) -> dict[str, bytes]:
+    """sha256 -> bytes of the four files a ticket stores: mask and init, dense and compact."""
+    files = (prepared.mask_bytes, prepared.init_bytes, prepared.mask_packed_bytes, prepared.init_kept_bytes)
+    return {sha256_hex(data): data for data in files}
 
 
 def _store_blob(storage: BlobStorage, sha: str, data: bytes, created: list[str]) -> None:
@@ -112,9 +130,10 @@ def _remove_unreferenced(session: Session, storage: BlobStorage, digests: list[s
             storage.delete(sha)
 
 
-def _ticket_row(prepared: PreparedTicket, *, token: ApiToken, mask_sha: str, init_sha: str) -> Ticket:
+def _ticket_row(prepared: PreparedTicket, *, token: ApiToken) -> Ticket:
     manifest = prepared.manifest
     report = prepared.sparsity
+    footprint = ticket_footprint(prepared)
     return Ticket(
         id=prepared.id,
         architecture=manifest.architecture,
@@ -124,8 +143,13 @@ def _ticket_row(prepared: PreparedTicket, *, token: ApiToken, mask_sha: str, ini
         rewind_step=manifest.init.rewind_step,
         init_digest=prepared.init_digest,
         mask_digest=prepared.mask_digest,
-        mask_sha256=mask_sha,
-        init_sha256=init_sha,
+        mask_sha256=sha256_hex(prepared.mask_bytes),
+        init_sha256=sha256_hex(prepared.init_bytes),
+        mask_packed_sha256=sha256_hex(prepared.mask_packed_bytes),
+        init_kept_sha256=sha256_hex(prepared.init_kept_bytes),
+        init_kept_digest=prepared.init_kept_digest,
+        footprint=footprint,
+        parameters_kept=footprint["parameters_kept"],
         manifest=manifest.model_dump(mode="json"),
         recipe=prepared.recipe.model_dump(mode="json"),
         claimed_accuracy=manifest.claimed.test_accuracy,

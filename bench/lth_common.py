@@ -1,6 +1,6 @@
 """What the paper-reproduction benches share: IMP with the controls, a table, a chart.
 
-``imp_with_controls`` runs ``nirvana.lottery.pruning.imp.find_ticket`` and, as each level arrives
+``imp_with_controls`` runs ``nirvana.lottery.pruning.imp.search_ticket`` and, as each level arrives
 (``on_level``), trains the level's two controls under the same recipe and data order
 with ``nirvana.lottery.training.loop.train``:
 
@@ -25,9 +25,11 @@ from nirvana.lottery.models.architectures import build_model
 from nirvana.commands.charts import plot_accuracy_vs_remaining
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.pruning.masks import random_mask_like
-from nirvana.lottery.pruning.imp import LevelResult, find_ticket
+from nirvana.lottery.pruning.config import SearchConfig
+from nirvana.lottery.pruning.imp import LevelResult, search_ticket
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import Recipe, train
+from nirvana.lottery.training.loop import train
+from nirvana.lottery.training.recipes import Recipe
 
 #: Seeds of the controls are offset so they never coincide with a trial's init seed.
 REINIT_SEED_OFFSET = 1_000_003
@@ -86,8 +88,9 @@ def imp_with_controls(
               f"  reinit {_fmt(reinit)}  random {_fmt(random)}  [{time.perf_counter() - start:.0f}s]",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    find_ticket(architecture, data, spec, recipe, levels=levels, rate=rate, output_rate=output_rate,
-                scheme=scheme, seed=trial, on_level=on_level)  # fmt: skip
+    config = SearchConfig(architecture=architecture, recipe=recipe, levels=levels, rate=rate, output_rate=output_rate,
+                          scheme=scheme, seed=trial)  # fmt: skip
+    search_ticket(config, data, on_level=on_level)
     return rows
 
 

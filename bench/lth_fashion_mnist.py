@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import os
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lth_common import average, chart, imp_with_controls, table  # noqa: E402
 
 from nirvana.lottery.data.tasks import get_task, load_task  # noqa: E402
-from nirvana.lottery.training.loop import Recipe  # noqa: E402
+from nirvana.lottery.training.recipes import Recipe
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    spec, data = get_task("fashion-mnist"), load_task("fashion-mnist")
+    spec, data = get_task("fashion-mnist"), load_task("fashion-mnist", os.environ.get("NIRVANA_DATA_DIR"))
     recipe = Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=args.steps)
     start = time.perf_counter()
     rows = []

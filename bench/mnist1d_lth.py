@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lth_common import Row, average, chart, imp_with_controls, table  # noqa: E402
 
 from nirvana.lottery.data.tasks import get_task, load_task  # noqa: E402
-from nirvana.lottery.training.loop import Recipe  # noqa: E402
+from nirvana.lottery.training.recipes import Recipe
 
 #: The paper's two trials (test accuracy, %), at ~9% of the weights (8% in brackets).
 PAPER = {
@@ -78,7 +78,7 @@ def main() -> None:
     rows: list[Row] = []
     for trial in range(args.trials):
         rows += imp_with_controls(args.arch, data, spec, recipe, levels=args.levels, rate=args.rate,
-                                  output_rate=None, scheme="torch_default", trial=trial,
+                                  output_rate=args.rate, scheme="torch_default", trial=trial,
                                   controls_at=controls_at)  # fmt: skip
     seconds = time.perf_counter() - start
     print(f"MNIST-1D lottery: {args.arch}, rate {args.rate}/round, {args.levels} rounds, {args.steps} steps, "

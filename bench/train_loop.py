@@ -23,6 +23,7 @@ jobs on a shared machine disturb far less than wall time (use ``--threads 1``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -76,8 +77,9 @@ def make_case(arch: str, device: str) -> Case:
     if arch == "lenet_300_100":
         spec = get_task("fashion-mnist")
         recipe = Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=1)
-        if is_available("fashion-mnist"):
-            return Case(arch, load_task("fashion-mnist", device=device), recipe, "fashion-mnist")
+        data_dir = os.environ.get("NIRVANA_DATA_DIR")  # as the CLI and the server read it
+        if is_available("fashion-mnist", data_dir):
+            return Case(arch, load_task("fashion-mnist", data_dir, device=device), recipe, "fashion-mnist")
         data = random_data(spec, spec.train_size, spec.test_size, device)
         return Case(arch, data, recipe, "RANDOM fashion-mnist-shaped tensors (set NIRVANA_DATA_DIR)")
     spec = get_task("cifar10")

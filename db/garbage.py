@@ -11,12 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db.blobs import BlobNotFoundError, BlobStorage
-from db.models.blobs import Blob
-from db.repositories.blobs import lock_blob, referenced_digests
+from db.repositories.blobs import delete_blob_rows, indexed_digests, lock_blob, referenced_digests
 
 
 @dataclass(frozen=True)
@@ -35,11 +33,11 @@ def collect_garbage(
     """Remove (unless ``dry_run``) every blob older than ``grace`` that no ticket
     names: its file first, then its row. Flushes; the caller commits."""
     cutoff = dt.datetime.now(dt.UTC) - grace
-    old_rows = list(session.scalars(select(Blob.sha256).where(Blob.created_at < cutoff)))
+    old_rows = sorted(indexed_digests(session, older_than=cutoff))
     keep = referenced_digests(session, old_rows)
     unreferenced = sorted(sha for sha in old_rows if sha not in keep)
 
-    indexed = set(session.scalars(select(Blob.sha256)))
+    indexed = indexed_digests(session)
     orphans = sorted(sha for sha in storage.iter_digests() if sha not in indexed and _older(storage, sha, cutoff))
     if dry_run:
         return GarbageReport(unreferenced, orphans)
@@ -48,13 +46,11 @@ def collect_garbage(
     for sha in sorted(unreferenced + orphans):
         lock_blob(session, sha)
     unreferenced = [sha for sha in unreferenced if sha not in referenced_digests(session, unreferenced)]
-    indexed = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(orphans))))
+    indexed = indexed_digests(session, among=orphans)
     orphans = [sha for sha in orphans if sha not in indexed and _older(storage, sha, cutoff)]
     for sha in unreferenced + orphans:
         storage.delete(sha)
-    if unreferenced:
-        session.execute(delete(Blob).where(Blob.sha256.in_(unreferenced)))
-        session.flush()
+    delete_blob_rows(session, unreferenced)
     return GarbageReport(unreferenced, orphans)
 
 

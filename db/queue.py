@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Ticket, Verification, VerificationState
+from db.models.tickets import Ticket
+from db.models.verifications import Verification, VerificationState
 # Waking idle workers lives beside the queue; re-exported so ``queue`` is the one API.
-from db.notifications import CHANNEL, QueueListener, wait_for_work
 
 _FINAL = (VerificationState.SUCCEEDED, VerificationState.FAILED, VerificationState.CANCELLED)
 
@@ -60,9 +60,11 @@ def enqueue_verification(
     task: str,
     recipe: Mapping[str, Any],
     claimed_accuracy: float,
+    requested_by_id: uuid.UUID | None = None,
     max_attempts: int = 3,
 ) -> Verification:
-    """Add a ``queued`` verification of ``ticket_id`` on ``task`` (flushed, not committed).
+    """Add a ``queued`` verification of ``ticket_id`` on ``task`` (flushed, not committed),
+    on behalf of the user ``requested_by_id``.
 
     The migration's trigger NOTIFYs idle workers when the caller's transaction commits.
     """
@@ -73,6 +75,7 @@ def enqueue_verification(
         task=task,
         recipe=dict(recipe),
         claimed_accuracy=claimed_accuracy,
+        requested_by_id=requested_by_id,
         state=VerificationState.QUEUED.value,
         attempts=0,
         max_attempts=max_attempts,
@@ -367,10 +370,8 @@ def request_cancel(session: Session, verification_id: uuid.UUID) -> Verification
 
 
 __all__ = [
-    "CHANNEL",
     "Claim",
     "LeaseLostError",
-    "QueueListener",
     "VerificationNotFoundError",
     "claim_next",
     "enqueue_verification",
@@ -380,5 +381,4 @@ __all__ = [
     "release",
     "release_for_retry",
     "request_cancel",
-    "wait_for_work",
 ]

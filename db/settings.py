@@ -34,12 +34,28 @@ class StorageSettings(BaseSettings):
     def _use_psycopg(cls, value: str) -> str:
         return normalise_database_url(value)
 
+    # Seconds. A request gives up on the database after these, answering 503 (the API)
+    # or retrying (the worker); see db/session.py and db/liveness.py.
+    db_connect_timeout: int = Field(default=2, ge=2)  # libpq's minimum
+    db_statement_timeout: float | None = Field(default=5.0, gt=0)
+    db_pool_timeout: float = Field(default=1.0, gt=0)
+    # How long the postmaster may take to answer a liveness probe; 0: no probes.
+    db_probe_timeout: float = Field(default=0.75, ge=0)
+
     # "s3": an S3-compatible bucket instead of files (needs the ``s3`` extra).
     blob_backend: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None
     s3_prefix: str = ""
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+
+    #: Task data (``mnist``, ``cifar10``); None: ``$NIRVANA_HOME/data``, where ``nirvana
+    #: data fetch`` puts it. The tasks look there, then in the system's folders.
+    data_dir: Path | None = None
+
+    @property
+    def task_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.home / "data"
 
     @property
     def blob_root(self) -> Path:

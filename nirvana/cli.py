@@ -9,13 +9,13 @@ Commands live in :mod:`nirvana.commands`, one module per group (add a module and
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from nirvana.commands import account, cache, cite, data, export, find, openlth, server, tickets
-from nirvana.commands._common import EXIT_ERROR, EXIT_USAGE
+from nirvana.commands import account, cache, cite, data, export, find, openlth, server, tickets, train
 
-__all__ = ["EXIT_ERROR", "EXIT_USAGE", "app", "main"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="nirvana",
@@ -24,6 +24,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from nirvana import __version__
+
+        typer.echo(f"nirvana {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Nirvana: an open database of winning lottery tickets, verified by retraining."""
 
 
 server.register(app)
@@ -35,6 +52,7 @@ cache.register(app)
 cite.register(app)
 data.register(app)
 export.register(app)
+train.register(app)
 
 
 def main() -> None:

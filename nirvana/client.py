@@ -32,6 +32,7 @@ import pydantic
 from nirvana import paths
 from nirvana.cache import BlobCache
 from nirvana.hub_types import ArchitectureInfo, TaskInfo, TicketInfo, VerificationInfo
+from nirvana.decoding import fetch_compact, supports_compact
 from nirvana.loading import build_pruned_model, is_uuid, manifest_of, relative_link, tensor_bytes
 from nirvana.progress import bytes_bar
 from nirvana.transport import RetryingTransport, idempotent_write
@@ -186,6 +187,7 @@ class Client:
         sort: str | None = None,
         limit: int | None = None,
         page_size: int = 100,
+        max_params: int | None = None,
     ) -> Iterator[TicketInfo]:
         """Tickets matching every filter given, following ``next_cursor`` page by page.
 
@@ -195,6 +197,7 @@ class Client:
             sort: ``-sparsity``, ``-accuracy`` or ``-created`` (the server's default).
             limit: stop after this many tickets (default: all of them).
             page_size: tickets per request (the server caps it at 200).
+            max_params: at most this many parameters kept (``footprint.parameters_kept``).
 
         Returns:
             An iterator of ticket summaries; pages are fetched as it is consumed.
@@ -204,7 +207,7 @@ class Client:
         """
         params: dict[str, Any] = {
             "task": task, "arch": arch, "tag": tag, "min_sparsity": min_sparsity,
-            "max_sparsity": max_sparsity, "sort": sort,
+            "max_sparsity": max_sparsity, "sort": sort, "max_params": max_params,
         }  # fmt: skip
         if verified is not None:
             params["verified"] = "true" if verified else "false"
@@ -288,7 +291,9 @@ class Client:
         return self.upload(manifest.read_bytes(), mask.read_bytes(), init.read_bytes() if init.is_file() else None)
 
     def cancel(self, verification_id: str) -> VerificationInfo:
-        """Ask to stop a verification (queued: at once; running: within a heartbeat)."""
+        """Ask to stop a verification (queued: at once; running: within a heartbeat).
+        For the ticket's uploader, whoever queued it and admins; else ``ForbiddenError``
+        (``not_owner``)."""
         return _parse(VerificationInfo, self._json("POST", f"/verifications/{verification_id}/cancel", write=True))
 
     def verify_on(self, id: str, *, task: str, recipe: Mapping[str, Any] | None = None) -> VerificationInfo:
@@ -301,6 +306,18 @@ class Client:
         """
         body: dict[str, Any] = {"task": task, **({"recipe": dict(recipe)} if recipe is not None else {})}
         return _parse(VerificationInfo, self._json("POST", f"/tickets/{id}/verifications", write=True, json=body))
+
+    def verify_again(self, id: str) -> VerificationInfo:
+        """Queue ticket ``id`` once more on its own task, under its own recipe and claim,
+        after its verification there was cancelled or failed (the history keeps both).
+        For its uploader or an admin. Returns the queued verification.
+
+        Raises:
+            ConflictError (``same_task``): one is queued, running or succeeded.
+            ForbiddenError (``not_owner``): the token is neither the uploader's nor an admin's.
+        """
+        task = self.ticket(id).task
+        return _parse(VerificationInfo, self._json("POST", f"/tickets/{id}/verifications", write=True, json={"task": task}))
 
     # --- waiting ----------------------------------------------------------------
 
@@ -356,7 +373,13 @@ class Client:
     # --- downloads --------------------------------------------------------------
 
     def download(
-        self, id: str, out_dir: str | Path | None = None, *, progress: bool = False, force_download: bool = False
+        self,
+        id: str,
+        out_dir: str | Path | None = None,
+        *,
+        progress: bool = False,
+        force_download: bool = False,
+        format: str = "compact",
     ) -> Path:
         """Write ``ticket.json``, ``mask.safetensors`` and ``init.safetensors`` of a
         ticket into a folder that ``push`` and ``TicketFolder.read`` accept.
@@ -366,6 +389,9 @@ class Client:
             out_dir: the folder (created if needed; default ``./<short id>``).
             progress: show download progress on stderr.
             force_download: fetch the files again even when the cache holds them.
+            format: ``"compact"`` fetches the packed mask and the kept init (or
+                regenerates a seed's init) and rebuilds the dense files, digest-checked
+                (:mod:`nirvana.decoding`); ``"dense"`` fetches the dense files.
 
         Returns:
             The folder.
@@ -374,7 +400,7 @@ class Client:
             TicketNotFoundError, DigestMismatchError, OfflineError (offline and not
             cached), ServerUnreachableError.
         """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=progress, force=force_download)
+        ticket, mask_path, init_path = self._fetch_all(id, progress=progress, force=force_download, format=format, exact=True)
         out = Path(out_dir) if out_dir is not None else Path.cwd() / ticket.short_id
         out.mkdir(parents=True, exist_ok=True)
         (out / "ticket.json").write_text(json.dumps(manifest_of(ticket.model_dump(mode="json")), indent=2) + "\n")
@@ -383,7 +409,7 @@ class Client:
         return out
 
     def load(
-        self, id: str, *, device: str = "cpu", force_download: bool = False
+        self, id: str, *, device: str = "cpu", force_download: bool = False, format: str = "compact"
     ) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
         """The ticket as a PyTorch model, in one call.
 
@@ -396,6 +422,8 @@ class Client:
             id: the full id or a unique prefix of at least 12 characters.
             device: where to put the model and the mask.
             force_download: fetch the files again even when the cache holds them.
+            format: as in :meth:`download`; compact loads may give pruned weights
+                as zeros (the masked model is the same either way).
 
         Returns:
             ``(model, mask)``; ``mask`` maps parameter names to BOOL tensors.
@@ -404,26 +432,43 @@ class Client:
             As :meth:`download`; ``lottery`` errors if the files do not fit the
             architecture.
         """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=False, force=force_download)
+        ticket, mask_path, init_path = self._fetch_all(id, progress=False, force=force_download, format=format, exact=False)
         return build_pruned_model(ticket.model_dump(mode="json"), mask_path, init_path, device=device)
 
-    def _fetch_all(self, id: str, *, progress: bool, force: bool = False) -> tuple[TicketInfo, Path, Path]:
+    def _fetch_all(
+        self, id: str, *, progress: bool, force: bool = False, format: str = "dense", exact: bool = True
+    ) -> tuple[TicketInfo, Path, Path]:
+        if format not in ("compact", "dense"):
+            raise ValueError(f"format must be 'compact' or 'dense', not {format!r}")
         ticket = self.ticket(id)
-        full = ticket.id
-        found = []
-        for kind in ("mask", "init"):
-            link = getattr(ticket.links, kind) if ticket.links is not None else f"/api/v1/tickets/{full}/{kind}"
-            bar = bytes_bar(f"{ticket.short_id} {kind}") if progress and not self.offline else None
-            try:
-                found.append(
-                    self.cache.fetch(
-                        self._http, relative_link(link), ticket_id=full, kind=kind, offline=self.offline,
-                        force=force, on_bytes=bar.update_to if bar is not None else None,
-                    )  # fmt: skip
-                )
-            except httpx.TransportError as exc:
-                raise ServerUnreachableError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
-            finally:
-                if bar is not None:
-                    bar.close()
+        answer = ticket.model_dump(mode="json")
+        if format == "compact" and supports_compact(answer):
+            mask_path, init_path = fetch_compact(
+                self.cache, answer, lambda kind, link: self._fetch(ticket, kind, link, progress=progress, force=force),
+                exact=exact,
+            )  # fmt: skip
+            return ticket, mask_path, init_path
+        found = [
+            self._fetch(ticket, kind, self._dense_link(ticket, kind), progress=progress, force=force)
+            for kind in ("mask", "init")
+        ]
         return ticket, found[0], found[1]
+
+    @staticmethod
+    def _dense_link(ticket: TicketInfo, kind: str) -> str:
+        link = getattr(ticket.links, kind) if ticket.links is not None else None
+        return str(link) if link else f"/api/v1/tickets/{ticket.id}/{kind}"
+
+    def _fetch(self, ticket: TicketInfo, kind: str, link: str, *, progress: bool, force: bool = False) -> Path:
+        """The verified cached file behind ``link``, remembered as ``kind`` in the ref."""
+        bar = bytes_bar(f"{ticket.short_id} {kind}") if progress and not self.offline else None
+        try:
+            return self.cache.fetch(
+                self._http, relative_link(link), ticket_id=ticket.id, kind=kind, offline=self.offline,
+                force=force, on_bytes=bar.update_to if bar is not None else None,
+            )  # fmt: skip
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
+        finally:
+            if bar is not None:
+                bar.close()

@@ -6,7 +6,7 @@ and takes its name only once its MD5 matches the one its publisher lists (the MD
 below are the ones on the datasets' pages, which torchvision checks too). A file that
 does not match is removed and the fetch fails. The destination is the folder the task
 reads: ``<data dir>/<task>`` (see
-:func:`nirvana.lottery.data.sources.default_data_dir`). CIFAR-10's tarball is unpacked
+:func:`nirvana.paths.default_data_dir`). CIFAR-10's tarball is unpacked
 member by member (only the six batch files, by name: no path from the archive is
 trusted) and then removed.
 """

@@ -91,10 +91,11 @@ class UnauthorizedError(NirvanaError):
 
 
 class ForbiddenError(NirvanaError):
-    """A valid token without the scope the request needs."""
+    """A valid token without the scope the request needs, or acting on someone else's
+    verification (``not_owner``)."""
 
     code = "forbidden"
-    codes = ("forbidden", "insufficient_scope")
+    codes = ("forbidden", "insufficient_scope", "not_owner")
 
 
 class InvalidRequestError(NirvanaError):
@@ -118,7 +119,7 @@ class InvalidTicketError(NirvanaError):
 
 class InvalidManifestError(InvalidTicketError):
     code = "invalid_manifest"
-    codes = ("invalid_manifest", "invalid_claim", "init_required", "invalid_recipe", "unknown_init_scheme")
+    codes = ("invalid_manifest", "invalid_claim", "init_required", "invalid_recipe", "unknown_init_scheme", "own_terms")
 
 
 class InvalidMaskError(InvalidTicketError):

@@ -21,23 +21,17 @@ MANIFEST_FIELDS = (
 def build_pruned_model(
     ticket: Mapping[str, Any], mask_path: Path, init_path: Path, *, device: str = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    """Build the ticket's architecture for its task, load the init, and prune every
-    masked parameter with ``torch.nn.utils.prune.custom_from_mask``. Files are read
-    with safetensors, never ``torch.load``."""
-    import torch
-
-    from nirvana.lottery.models.architectures import build_model
+    """Validate the files against the ticket's architecture, build it for its task,
+    load the init, and prune every masked parameter with
+    ``torch.nn.utils.prune.custom_from_mask`` (``nirvana.lottery.interop.torch_prune.
+    pruned_model``, as ``load_ticket`` does). Files are read with safetensors, never
+    ``torch.load``."""
+    from nirvana.lottery.interop.torch_prune import pruned_model
     from nirvana.lottery.tickets.files import load_tensors
-    from nirvana.lottery.interop.torch_prune import apply_prune_masks
-    from nirvana.lottery.data.tasks import get_task
 
-    spec = get_task(ticket["task"])
-    model = build_model(ticket["architecture"], tuple(spec.input_shape), spec.num_classes)
-    model.load_state_dict(load_tensors(init_path.read_bytes()), strict=True)
-    model.to(device)
-    mask = {name: t.to(device=device, dtype=torch.bool) for name, t in load_tensors(mask_path.read_bytes()).items()}
-    apply_prune_masks(model, mask)  # the same pruning people get from nirvana.lottery.interop.torch_prune
-    return model, mask
+    mask = load_tensors(mask_path.read_bytes())
+    model = pruned_model(ticket["architecture"], ticket["task"], mask, load_tensors(init_path.read_bytes()), device=device)
+    return model, {name: keep.to(device) for name, keep in mask.items()}
 
 
 def manifest_of(ticket: Mapping[str, Any]) -> dict[str, Any]:

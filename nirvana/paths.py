@@ -34,6 +34,15 @@ def default_home() -> Path:
     return Path(env) if env else Path(platformdirs.user_data_dir("nirvana"))
 
 
+def default_data_dir() -> Path:
+    """Where task data lives unless a caller names a folder: ``NIRVANA_DATA_DIR``, else
+    ``$NIRVANA_HOME/data``. ``nirvana data fetch`` downloads there; the server's settings
+    and the CLI pass it to the tasks, which look there and then in the system's folders
+    (e.g. Debian's ``/usr/share/datasets``)."""
+    explicit = os.environ.get("NIRVANA_DATA_DIR")
+    return Path(explicit).expanduser() if explicit else default_home() / "data"
+
+
 def home(value: str | Path | None = None) -> Path:
     """``value`` if given, else ``NIRVANA_HOME``, else the user's data directory."""
     return Path(value).expanduser() if value is not None else default_home()

@@ -95,21 +95,16 @@ def gc_command(
 
     from db.blobs import make_storage
     from db.garbage import collect_garbage
-    from db.session import make_engine, make_sessionmaker, unit_of_work
+    from db.session import one_transaction
     from db.settings import StorageSettings
     from service.database import find_database
 
     with find_database() as handle:
         settings = StorageSettings(database_url=handle.url)
-        engine = make_engine(settings.database_url)
-        try:
-            with unit_of_work(make_sessionmaker(engine)) as session:
-                report = collect_garbage(
-                    session, make_storage(settings.blob_config), grace=dt.timedelta(minutes=grace_minutes),
-                    dry_run=dry_run,
-                )  # fmt: skip
-        finally:
-            engine.dispose()
+        with one_transaction(settings.database_url) as session:
+            report = collect_garbage(
+                session, make_storage(settings.blob_config), grace=dt.timedelta(minutes=grace_minutes), dry_run=dry_run
+            )
     for sha in report.unreferenced_rows + report.orphan_files:
         typer.echo(sha)
     verb = "would remove" if dry_run else "removed"
@@ -122,25 +117,21 @@ def token_create(
     name: Annotated[str, typer.Option(help="A label for the token, e.g. the machine it is for.")],
     user: Annotated[str, typer.Option(help="The user the token acts as (created if new).")] = "local",
     scope: Annotated[
-        list[str] | None, typer.Option(help="Scope to grant (read, write, verify); repeat for several.")
+        list[str] | None,
+        typer.Option(help="Scope to grant (read, write, verify; admin: all, on anyone's verifications); repeat for several."),
     ] = None,
 ) -> None:
     """Create an API token and print its secret, once."""
-    from db.session import make_engine, make_sessionmaker, unit_of_work
+    from db.session import one_transaction
     from db.tokens import create_token
     from service.database import find_database
 
     scopes = tuple(scope) if scope else ("read", "write")
-    with find_database() as handle:
-        engine = make_engine(handle.url, pool_size=1)
+    with find_database() as handle, one_transaction(handle.url) as session:
         try:
-            with unit_of_work(make_sessionmaker(engine)) as session:
-                try:
-                    _, secret = create_token(session, user_name=user, token_name=name, scopes=scopes)
-                except ValueError as exc:  # unknown scope
-                    raise typer.BadParameter(str(exc), param_hint="--scope") from None
-        finally:
-            engine.dispose()
+            _, secret = create_token(session, user_name=user, token_name=name, scopes=scopes)
+        except ValueError as exc:  # unknown scope
+            raise typer.BadParameter(str(exc), param_hint="--scope") from None
     typer.echo(secret)
     typer.echo(
         f"token {name!r} for user {user!r} with scopes {', '.join(scopes)}. "

@@ -44,7 +44,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
             and ``--port``).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+    # proto says TCP, and accepted sockets inherit the listener's. With Nagle on, a small
+    # keep-alive response waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # As uvicorn does: a port left in TIME_WAIT by the previous `nirvana serve` is free.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -63,37 +67,30 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def ensure_local_token(database_url: str, home: Path) -> str:
     """The secret in ``$NIRVANA_HOME/token`` if it still authenticates with the write
     scope; else a new write token for the user ``local``, written there (mode 0600)."""
-    from db.session import make_engine, make_sessionmaker, unit_of_work
+    from db.session import one_transaction
     from db.tokens import authenticate, create_token
 
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        with unit_of_work(make_sessionmaker(engine)) as session:
-            secret = paths.read_token_file(home)
-            if secret is not None:
-                token = authenticate(session, secret)
-                if token is not None and token.allows("write"):
-                    return secret
-            _, secret = create_token(
-                session, user_name=LOCAL_USER, token_name=LOCAL_TOKEN_NAME, scopes=("read", "write", "verify")
-            )
-        # Written only after the commit: a file never holds a secret the database lacks.
-        paths.write_token_file(home, secret)
-        return secret
-    finally:
-        engine.dispose()
+    with one_transaction(database_url) as session:
+        secret = paths.read_token_file(home)
+        if secret is not None:
+            token = authenticate(session, secret)
+            if token is not None and token.allows("write"):
+                return secret
+        _, secret = create_token(
+            session, user_name=LOCAL_USER, token_name=LOCAL_TOKEN_NAME, scopes=("read", "write", "verify")
+        )
+    # Written only after the commit: a file never holds a secret the database lacks.
+    paths.write_token_file(home, secret)
+    return secret
 
 
 def migrate(database_url: str) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     from db.migrate import upgrade
-    from db.session import make_engine
+    from db.session import disposable_engine
 
-    engine = make_engine(database_url, pool_size=1)
-    try:
+    with disposable_engine(database_url) as engine:
         upgrade(engine)
-    finally:
-        engine.dispose()
 
 
 # --- workers ----------------------------------------------------------------------
@@ -114,20 +111,14 @@ def _worker_child(settings: dict[str, Any]) -> None:
     workers stop, so the child ignores SIGINT and stops gracefully on SIGTERM. It also
     stops if the parent dies without telling it (SIGKILL), so no worker is orphaned."""
     from worker.main import run_worker
+    from worker.parent import watch_parent
     from worker.settings import WorkerSettings
 
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    parent = os.getppid()
-
-    def watch_parent() -> None:
-        while not stop.wait(1.0):
-            if os.getppid() != parent:
-                stop.set()
-
-    threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
+    watch_parent(os.getppid(), stop.set, poll_seconds=1.0, stop=stop)
     # Built here, not in the parent: each worker's default id names its own pid.
     run_worker(WorkerSettings(**settings), stop=stop)
 
@@ -237,7 +228,9 @@ def _run_uvicorn(sock: socket.socket, storage: dict[str, Any], *, on_started: Ca
                 on_started()
 
     app = create_app(ApiSettings(**storage))
-    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5)
+    # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback and rewrite
+    # the peer; api.callers reads it only from NIRVANA_TRUSTED_PROXIES.
+    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
     Server(config).run(sockets=[sock])
 
 

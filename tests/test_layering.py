@@ -88,3 +88,42 @@ def test_the_library_wheel_holds_only_the_nirvana_namespace() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["nirvana*"]
     assert not any(matches(dep.split(">")[0].split("[")[0].replace("-", "_"), SERVICE) for dep in config["project"]["dependencies"])
+
+
+def test_the_core_reads_no_environment_variable() -> None:
+    # Its callers (the server's settings, the CLI's options) read the environment and
+    # pass what they found, e.g. ``load_task(name, data_dir)``.
+    readers = {"environ", "getenv", "environb", "getenvb"}
+    found = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "nirvana" / "lottery").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.Attribute) and node.attr in readers) or (isinstance(node, ast.Name) and node.id in readers)
+    )
+    assert found == []
+
+
+# The one home of each table's statements (docs/architecture.md, "One home per table").
+STATEMENT_HOMES = {
+    "db/repositories/tickets.py",  # tickets
+    "db/repositories/blobs.py",  # blobs
+    "db/repositories/verifications.py",  # verifications: reads for display
+    "db/queue.py",  # verifications: the job's lifecycle (enqueue, claim, heartbeat, finish, cancel)
+    "db/tokens.py",  # users, api_tokens
+    "api/routes/health.py",  # SELECT 1: touches no table
+}
+STATEMENT_BUILDERS = {"select", "insert", "update", "delete", "text", "union", "exists"}
+
+
+def test_sql_statements_live_in_their_tables_homes() -> None:
+    builders_imported = sorted(
+        path.relative_to(ROOT).as_posix()
+        for package in ("api", "db", "worker", "service", "nirvana")
+        for path in (ROOT / package).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy")
+        and {a.name for a in node.names} & STATEMENT_BUILDERS
+    )
+    # The schema (db/base.py, db/models/) uses text() for server defaults, not statements.
+    schema = {p for p in builders_imported if p == "db/base.py" or p.startswith("db/models/")}
+    assert sorted(set(builders_imported) - STATEMENT_HOMES - schema) == []

@@ -17,12 +17,12 @@ import importlib
 import os
 import signal
 import sys
-import threading
-import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Literal
+
+from worker.parent import watch_parent
 
 #: The default entry: ``module:function`` taking ``(job, progress_queue)``.
 DEFAULT_ENTRY = "worker.runs:run_verification"
@@ -49,14 +49,7 @@ def die_with_parent(parent_pid: int, *, poll_seconds: float = 0.5) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(poll_seconds)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    watch_parent(parent_pid, lambda: os._exit(1), poll_seconds=poll_seconds)
 
 
 def child_main(entry: str, job: Any, progress_queue: Any, result_conn: Connection, parent_pid: int) -> None:

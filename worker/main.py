@@ -29,7 +29,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
-from db.models import Ticket, VerificationState
+from db.models.tickets import Ticket
+from db.models.verifications import VerificationState
+from db.notifications import QueueListener
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from worker.child import DEFAULT_ENTRY, Outcome, child_main, describe_exit
 from worker.runs import JobSpec
@@ -132,7 +134,7 @@ def _job_spec(factory: sessionmaker[Session], settings: WorkerSettings, claim: q
             mask_sha256=ticket.mask_sha256,
             init_sha256=ticket.init_sha256,
             blob=settings.blob_config,
-            data_dir=settings.data_dir,
+            data_dir=settings.task_data_dir,
             device=settings.device,
             threads=settings.threads,
         )
@@ -278,12 +280,12 @@ def _record(
 
 
 class _Listener:
-    """``queue.QueueListener`` that degrades to plain polling while the database is
+    """``QueueListener`` that degrades to plain polling while the database is
     unreachable (it reconnects on the next wait)."""
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
-        self.listener: queue.QueueListener | None = None
+        self.listener: QueueListener | None = None
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
         """Return after ``seconds``, or sooner when work is queued or ``stop`` is set."""
@@ -291,7 +293,7 @@ class _Listener:
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             try:
                 if self.listener is None:
-                    self.listener = queue.QueueListener(self.url)
+                    self.listener = QueueListener(self.url)
                 # Short slices: a signal handler's stop request is seen within TICK*5.
                 if self.listener.wait(min(left, TICK * 5)):
                     return

@@ -77,8 +77,8 @@ def run_verification(job: JobSpec, progress_queue: ProgressSink) -> dict[str, An
     from nirvana.lottery.errors import InvalidRecipeError
     from nirvana.lottery.pruning.masks import validate_init, validate_mask
     from nirvana.lottery.data.tasks import get_task, load_task
-    from nirvana.lottery.tickets.manifest import load_tensors
-    from nirvana.lottery.training.loop import Recipe
+    from nirvana.lottery.tickets.files import load_tensors
+    from nirvana.lottery.training.recipes import Recipe
     from nirvana.lottery.verification.protocol import pick_device, verify_ticket
 
     if job.threads is not None:

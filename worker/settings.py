@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 from pydantic import Field, model_validator
 
@@ -29,8 +28,6 @@ class WorkerSettings(StorageSettings):
     poll_seconds: float = Field(default=5.0, gt=0)
     #: ``None``: CUDA when the child sees a GPU, else the CPU.
     device: str | None = None
-    #: Where operator-supplied task data lives (``mnist``, ``cifar10``); ``None``: defaults.
-    data_dir: Path | None = None
     #: torch CPU threads of the training child; ``None``: torch's default (all cores).
     threads: int | None = Field(default=None, ge=1)
     worker_id: str = Field(default_factory=default_worker_id)

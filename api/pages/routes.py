@@ -15,7 +15,6 @@ from db.repositories.tickets import (
     AmbiguousTicketRefError,
     InvalidTicketRefError,
     TicketFilters,
-    count_by_task,
     find_ticket,
     list_tickets,
 )
@@ -34,9 +33,9 @@ def _not_found(request: Request, what: str) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def tasks_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
-    counts = count_by_task(session)
+    counts = request.app.state.ticket_counts.get(session)
     tasks = [
-        {"spec": spec, "available": is_available(spec.name, settings.data_dir), "count": counts.get(spec.name, 0)}
+        {"spec": spec, "available": is_available(spec.name, settings.task_data_dir), "count": counts.get(spec.name, 0)}
         for spec in list_tasks()
     ]
     return templates.TemplateResponse(request, "tasks.html", {"tasks": tasks})

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep, SettingsDep, StorageDep, WriterDep
 from api.errors import ProblemError
+from api.links import same_route_url
 from api.schemas.tickets import TicketPage, TicketRead, TicketSummary
-from api.submissions import submit_ticket
+from api.submissions import submit_ticket, validate_upload
 from api.tickets import ticket_or_404
 from db.models.tickets import Ticket
 from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, list_tickets
@@ -17,6 +19,8 @@ from db.repositories.tickets import SORTS, InvalidCursorError, TicketFilters, li
 router = APIRouter(tags=["tickets"])
 
 MAX_PAGE = 200
+# PostgreSQL text cannot hold U+0000: such a filter is refused here, not by the database.
+FilterText = Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
 
 
 @router.post(
@@ -25,7 +29,8 @@ MAX_PAGE = 200
     status_code=201,
     responses={200: {"description": "The same ticket was already stored; nothing new was created."}},
 )
-def upload_ticket(
+async def upload_ticket(
+    request: Request,
     response: Response,
     session: SessionDep,
     storage: StorageDep,
@@ -37,15 +42,15 @@ def upload_ticket(
 ) -> Ticket:
     """Store a ticket and queue its verification in the same transaction (201). The
     same ticket again answers 200 with the stored one."""
-    submission = submit_ticket(
-        session,
-        storage,
-        token=token,
-        manifest=manifest.file.read(),
-        mask=mask.file.read(),
-        init=init.file.read() if init is not None else None,
+    prepared = await validate_upload(
+        request.app.state.validation_limiter,
+        manifest=await manifest.read(),
+        mask=await mask.read(),
+        init=await init.read() if init is not None else None,
         max_steps=settings.max_steps,
+        max_examples=settings.max_examples,
     )
+    submission = await run_in_threadpool(submit_ticket, session, storage, token=token, prepared=prepared)
     response.headers["Location"] = f"/api/v1/tickets/{submission.ticket.id}"
     if not submission.created:
         response.status_code = 200
@@ -57,12 +62,14 @@ def read_tickets(
     request: Request,
     response: Response,
     session: SessionDep,
-    task: str | None = None,
-    arch: str | None = None,
-    tag: str | None = None,
+    settings: SettingsDep,
+    task: FilterText = None,
+    arch: FilterText = None,
+    tag: FilterText = None,
     min_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,
     verified: bool | None = None,
+    max_params: Annotated[int | None, Query(ge=0, description="at most this many parameters kept (footprint.parameters_kept)")] = None,
     sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "-created",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
@@ -72,14 +79,15 @@ def read_tickets(
     if sort not in SORTS:
         raise ProblemError(422, "invalid_sort", f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     filters = TicketFilters(
-        task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity, verified=verified
+        task=task, architecture=arch, tag=tag, min_sparsity=min_sparsity, max_sparsity=max_sparsity, verified=verified,
+        max_params=max_params,
     )
     try:
         rows, next_cursor = list_tickets(session, filters, sort=sort, limit=limit, cursor=cursor)
     except InvalidCursorError as exc:
         raise ProblemError(400, "invalid_cursor", str(exc)) from None
     if next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=next_cursor)
+        next_url = same_route_url(request, settings.public_url, cursor=next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return TicketPage(items=[TicketSummary.model_validate(row) for row in rows], next_cursor=next_cursor)
 

@@ -32,6 +32,18 @@ class TicketLinks(BaseModel):
     self: str
     mask: str
     init: str
+    mask_packed: str
+    init_kept: str
+
+
+class DigestsRead(BaseModel):
+    """``tensors_digest`` of the dense mask and init (the id is over these), and of the
+    init with pruned weights zeroed (what ``init?format=kept`` rebuilds); ``init_kept``
+    is None for tickets stored before compact forms existed."""
+
+    mask: str
+    init: str
+    init_kept: str | None
 
 
 def _ticket_fields(ticket: Ticket) -> dict[str, Any]:
@@ -55,7 +67,12 @@ def _ticket_fields(ticket: Ticket) -> dict[str, Any]:
         "verified_accuracy": ticket.verified_accuracy,
         "winning": ticket.winning,
         "created_at": ticket.created_at,
-        "links": {"self": base, "mask": f"{base}/mask", "init": f"{base}/init"},
+        "links": {
+            "self": base, "mask": f"{base}/mask", "init": f"{base}/init",
+            "mask_packed": f"{base}/mask?format=packed", "init_kept": f"{base}/init?format=kept",
+        },  # fmt: skip
+        "digests": {"mask": ticket.mask_digest, "init": ticket.init_digest, "init_kept": ticket.init_kept_digest},
+        "footprint": ticket.footprint,
     }
 
 
@@ -81,6 +98,10 @@ class TicketSummary(BaseModel):
     winning: bool | None
     created_at: dt.datetime
     links: TicketLinks
+    digests: DigestsRead
+    #: parameters, MACs, bytes per form, the compact model (``nirvana.lottery.tickets.footprint``);
+    #: None for tickets stored before footprints existed.
+    footprint: dict[str, Any] | None
 
     @model_validator(mode="before")
     @classmethod

@@ -36,7 +36,12 @@ class Ticket(Base):
         Index("ix_tickets_task_density", "task", "density", "id"),
         Index("ix_tickets_task_accuracy", "task", "accuracy", "id"),
         Index("ix_tickets_created_at", "created_at", "id"),
+        # The default sort (-created) within a task or an architecture.
+        Index("ix_tickets_task_created_at", "task", "created_at", "id"),
+        Index("ix_tickets_architecture_created_at", "architecture", "created_at", "id"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
+        Index("ix_tickets_task_parameters_kept", "task", "parameters_kept"),
+        CheckConstraint("init_kept_digest IS NULL OR " + sha256_check("init_kept_digest"), name="init_kept_digest_hex"),
     )
 
     id: Mapped[Sha256] = mapped_column(primary_key=True)
@@ -49,6 +54,15 @@ class Ticket(Base):
     mask_digest: Mapped[Sha256]
     mask_sha256: Mapped[Sha256] = mapped_column(ForeignKey("blobs.sha256"))
     init_sha256: Mapped[Sha256] = mapped_column(ForeignKey("blobs.sha256"))
+    # The compact forms (lottery.tickets.compact), stored content-addressed at upload.
+    # NULL on tickets stored before they existed: the first download derives them.
+    mask_packed_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("blobs.sha256"))
+    init_kept_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("blobs.sha256"))
+    # tensors_digest of the init with pruned weights zeroed: what the kept form rebuilds.
+    init_kept_digest: Mapped[str | None] = mapped_column(String(64))
+    # lottery.models.footprint: parameters, MACs, bytes per form, the compact shape.
+    footprint: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    parameters_kept: Mapped[int | None] = mapped_column(BigInteger)
 
     manifest: Mapped[dict[str, Any]] = mapped_column(JSONB)
     recipe: Mapped[dict[str, Any]] = mapped_column(JSONB)

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, CreatedAt, Sha256, Timestamp, UUIDPrimaryKey, sha256_check
 
-SCOPES = ("read", "write", "verify")
+#: ``admin`` grants every other scope, and acts on anyone's verifications (cancel, queue again).
+SCOPES = ("read", "write", "verify", "admin")
 
 
 class User(Base):
@@ -44,5 +45,10 @@ class ApiToken(Base):
         return self.revoked_at is None
 
     def allows(self, scope: str) -> bool:
-        return self.active and scope in self.scopes
+        """Whether this token may act with ``scope``: it carries it, or ``admin``."""
+        return self.active and (scope in self.scopes or "admin" in self.scopes)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.allows("admin")
 

@@ -49,6 +49,9 @@ class Verification(Base):
 
     id: Mapped[UUIDPrimaryKey]
     ticket_id: Mapped[Sha256] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    #: The user whose token queued it (the uploader, for the one queued at upload).
+    #: They, the ticket's uploader and ``admin`` tokens may cancel it; None when unknown.
+    requested_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     task: Mapped[str] = mapped_column(String(100))
     recipe: Mapped[dict[str, Any]] = mapped_column(JSONB)
     claimed_accuracy: Mapped[float] = mapped_column(Float)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import datetime as dt
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -17,13 +19,31 @@ def record_blob(session: Session, *, sha256: str, size: int, media_type: str) ->
     )
 
 
+def indexed_digests(session: Session, *, among: list[str] | None = None, older_than: dt.datetime | None = None) -> set[str]:
+    """The digests the index holds: all, or those ``among`` the given ones, or those
+    recorded before ``older_than``."""
+    query = select(Blob.sha256)
+    if among is not None:
+        query = query.where(Blob.sha256.in_(among))
+    if older_than is not None:
+        query = query.where(Blob.created_at < older_than)
+    return set(session.scalars(query))
+
+
+def delete_blob_rows(session: Session, digests: list[str]) -> None:
+    """Drop the index rows of ``digests`` (their files are the caller's) and flush."""
+    if digests:
+        session.execute(delete(Blob).where(Blob.sha256.in_(digests)))
+        session.flush()
+
+
 def referenced_digests(session: Session, digests: list[str]) -> set[str]:
     """Which of ``digests`` some ticket names."""
     if not digests:
         return set()
-    mask = select(Ticket.mask_sha256).where(Ticket.mask_sha256.in_(digests))
-    init = select(Ticket.init_sha256).where(Ticket.init_sha256.in_(digests))
-    return set(session.scalars(mask.union(init)))
+    columns = (Ticket.mask_sha256, Ticket.init_sha256, Ticket.mask_packed_sha256, Ticket.init_kept_sha256)
+    selects = [select(column).where(column.in_(digests)) for column in columns]
+    return {sha for sha in session.scalars(selects[0].union(*selects[1:])) if sha is not None}
 
 
 def lock_blob(session: Session, sha256: str) -> None:

@@ -6,12 +6,13 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from db.models.tickets import Ticket
 
@@ -48,14 +49,40 @@ def find_ticket(session: Session, ref: str, *, with_details: bool = False) -> Ti
     Raises ``InvalidTicketRefError`` for a malformed ref and ``AmbiguousTicketRefError``
     when a prefix matches several tickets.
     """
-    ref = normalise_ref(ref)
     query = select(Ticket)
     if with_details:
         query = query.options(joinedload(Ticket.submitter), selectinload(Ticket.verifications))
+    row = _one_by_ref(session, query, ref)
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class BlobDigests:
+    """What a download needs of a ticket: its id and the digests of its files, the
+    compact ones None until stored (``api.forms``)."""
+
+    ticket_id: str
+    mask_sha256: str
+    init_sha256: str
+    mask_packed_sha256: str | None
+    init_kept_sha256: str | None
+
+
+def find_blob_digests(session: Session, ref: str) -> BlobDigests | None:
+    """``find_ticket`` for downloads: five short columns, not the whole row. Raises
+    as ``find_ticket`` does."""
+    columns = (Ticket.id, Ticket.mask_sha256, Ticket.init_sha256, Ticket.mask_packed_sha256, Ticket.init_kept_sha256)
+    row = _one_by_ref(session, select(*columns), ref)
+    return None if row is None else BlobDigests(*row)
+
+
+def _one_by_ref(session: Session, query: Select[Unpack[tuple[Any, ...]]], ref: str) -> Any:
+    """The row of ``query`` whose ticket id is ``ref`` or starts with it, or None."""
+    ref = normalise_ref(ref)
     if len(ref) == 64:
-        return session.scalar(query.where(Ticket.id == ref))
+        return session.execute(query.where(Ticket.id == ref)).unique().first()
     # A prefix scan on the primary key index; two rows are enough to tell ambiguity.
-    rows = session.scalars(query.where(Ticket.id.startswith(ref, autoescape=True)).order_by(Ticket.id).limit(2)).all()
+    rows = session.execute(query.where(Ticket.id.startswith(ref, autoescape=True)).order_by(Ticket.id).limit(2)).unique().all()
     if len(rows) > 1:
         raise AmbiguousTicketRefError(f"the prefix {ref!r} matches more than one ticket; give more characters")
     return rows[0] if rows else None
@@ -69,6 +96,7 @@ class TicketFilters:
     min_sparsity: float | None = None
     max_sparsity: float | None = None
     verified: bool | None = None
+    max_params: int | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
@@ -78,6 +106,8 @@ class TicketFilters:
             clauses.append(Ticket.architecture == self.architecture)
         if self.tag is not None:
             clauses.append(Ticket.tags.contains([self.tag]))
+        if self.max_params is not None:
+            clauses.append(Ticket.parameters_kept <= self.max_params)
         # sparsity = 1 - density; filter on the indexed column.
         if self.min_sparsity is not None:
             clauses.append(Ticket.density <= 1 - self.min_sparsity)
@@ -110,19 +140,43 @@ def decode_cursor(sort: SortKey, cursor: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise TypeError
         if data["s"] != sort:
             raise InvalidCursorError(f"this cursor belongs to sort={data['s']}, not sort={sort}")
-        value = data["v"]
-        if sort == "-created":
-            value = dt.datetime.fromisoformat(value)
-        elif not isinstance(value, (int, float)):
-            raise TypeError
+        value = _cursor_value(sort, data["v"])
         ticket_id = normalise_ref(data["id"])
     except InvalidCursorError:
         raise
-    except (ValueError, TypeError, KeyError, binascii.Error, InvalidTicketRefError):
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError, binascii.Error, InvalidTicketRefError):
         raise InvalidCursorError("the cursor is malformed; pass back the next_cursor of a previous page") from None
     return value, ticket_id
+
+
+# The values the sort columns can hold (density and accuracy are fractions).
+_CURSOR_RANGES: dict[str, tuple[float, float]] = {"-sparsity": (0.0, 1.0), "-accuracy": (0.0, 1.0)}
+
+
+def _cursor_value(sort: SortKey, value: Any) -> Any:
+    """The sort key a cursor carries, as the column's type; anything a page could not
+    have produced (a boolean, a number beyond a float, a non-finite one) is refused
+    here rather than by the database."""
+    if sort == "-created":
+        return dt.datetime.fromisoformat(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise TypeError
+    low, high = _CURSOR_RANGES.get(sort, (-math.inf, math.inf))
+    if not low <= value <= high:
+        raise ValueError
+    return float(value)
+# What a list shows (api.schemas.tickets.TicketSummary, the task page): lists load only
+# these; the JSON documents (manifest, recipe, layers) are two thirds of a row's bytes.
+# Reading another column of a listed ticket raises instead of querying once per row.
+SUMMARY_COLUMNS = (
+    Ticket.id, Ticket.architecture, Ticket.task, Ticket.init_scheme, Ticket.seed, Ticket.rewind_step,
+    Ticket.claimed_accuracy, Ticket.method, Ticket.title, Ticket.tags, Ticket.density, Ticket.remaining,
+    Ticket.prunable, Ticket.accuracy, Ticket.verified, Ticket.verified_accuracy, Ticket.winning, Ticket.created_at,
+)  # fmt: skip
 
 
 def list_tickets(
@@ -130,7 +184,7 @@ def list_tickets(
 ) -> tuple[list[Ticket], str | None]:
     """One page of tickets and the cursor of the next page (None on the last)."""
     column, ascending = _sort_columns(sort)
-    query: Select[Ticket] = select(Ticket).where(*filters.clauses())
+    query: Select[Ticket] = select(Ticket).options(load_only(*SUMMARY_COLUMNS, raiseload=True)).where(*filters.clauses())
     if cursor is not None:
         value, last_id = decode_cursor(sort, cursor)
         key = tuple_(column, Ticket.id)

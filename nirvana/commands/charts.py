@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nirvana.lottery.errors import MissingExtraError
+
 _STYLES = ("o-", "s--", "^:", "v-.", "d--")
 
 
@@ -19,8 +21,15 @@ def plot_accuracy_vs_remaining(
     dense: float | None = None,
 ) -> Path:
     """Draw each series (label -> accuracies in [0, 1], aligned with ``density``; None
-    where a level has no value) and, if given, the dense accuracy as a grey line."""
-    import matplotlib
+    where a level has no value) and, if given, the dense accuracy as a grey line.
+
+    Raises:
+        MissingExtraError: matplotlib (the ``charts`` extra) is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingExtraError("the accuracy chart", "matplotlib", "charts") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

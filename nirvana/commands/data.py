@@ -22,7 +22,7 @@ DataDirOption = Annotated[
 
 
 def _data_dir(value: Path | None) -> Path:
-    from nirvana.lottery.data.sources import default_data_dir
+    from nirvana.paths import default_data_dir
 
     return value if value is not None else default_data_dir()
 

@@ -13,6 +13,8 @@ import typer
 
 from nirvana.commands._common import EXIT_USAGE, fail, reports_errors
 from nirvana.commands.tickets import _table
+from nirvana.lottery.pruning.config import SearchConfig
+from nirvana.paths import default_data_dir
 
 
 class _Bars:
@@ -51,27 +53,38 @@ class _Bars:
         self.levels.close()
 
 
+def _help(name: str) -> str:
+    """The option's help: the description of the ``SearchConfig`` field it sets."""
+    return str(SearchConfig.model_fields[name].description)
+
+
+def _default(name: str) -> Any:
+    return SearchConfig.model_fields[name].get_default(call_default_factory=True)
+
+
+# Each search option sets the SearchConfig field of the same meaning; help and default
+# come from that field, so the two cannot drift.
 @reports_errors
 def find(
-    arch: Annotated[str, typer.Option("--arch", help="Architecture, e.g. lenet_300_100.")],
+    arch: Annotated[str, typer.Option("--arch", help=_help("architecture"))],
     task: Annotated[str, typer.Option("--task", help="Task, e.g. fashion-mnist.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: level_XX/ tickets, summary, chart.")] = Path("tickets"),
     recipe: Annotated[str | None, typer.Option("--recipe", help="Named recipe (lth-lenet, openlth-lenet, ...) [default: the task's].")] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="layerwise, global, random, snip or synflow.")] = "layerwise",
-    rate: Annotated[float, typer.Option("--rate", min=0.0, max=0.99, help="Fraction of remaining weights pruned per level.")] = 0.2,
-    output_rate: Annotated[float | None, typer.Option("--output-rate", min=0.0, max=0.99, help="Rate of the output layer [default: rate/2 for layerwise/random, as the LTH paper].")] = None,
-    conv_rate: Annotated[float | None, typer.Option("--conv-rate", min=0.0, max=0.99, help="Rate of convolutions (layerwise/random) [default: rate].")] = None,
-    density: Annotated[float | None, typer.Option("--density", min=0.0, max=1.0, help="Target density: required by snip/synflow; for the others the rate becomes 1 - density^(1/levels) (--levels 1: one-shot).")] = None,
-    levels: Annotated[int, typer.Option("--levels", min=0, help="Pruning levels after the dense level 0.")] = 10,
-    rewind: Annotated[int, typer.Option("--rewind", min=0, help="Reset to the weights after this many steps (0: the init).")] = 0,
-    layers: Annotated[list[str] | None, typer.Option("--layer", help="Prune only this layer (repeat; 'output' = the last).")] = None,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Never prune this layer (repeat; 'output' = the last).")] = None,
-    controls: Annotated[bool, typer.Option("--controls", help="Also train the reinit and random-mask controls at each level.")] = False,
+    strategy: Annotated[str, typer.Option("--strategy", help=_help("strategy"))] = _default("strategy"),
+    rate: Annotated[float, typer.Option("--rate", min=0.0, max=0.99, help=_help("rate"))] = _default("rate"),
+    output_rate: Annotated[float | None, typer.Option("--output-rate", min=0.0, max=0.99, help=_help("output_rate"))] = None,
+    conv_rate: Annotated[float | None, typer.Option("--conv-rate", min=0.0, max=0.99, help=_help("conv_rate"))] = None,
+    density: Annotated[float | None, typer.Option("--density", min=0.0, max=1.0, help=_help("density"))] = None,
+    levels: Annotated[int, typer.Option("--levels", min=0, help=_help("levels"))] = _default("levels"),
+    rewind: Annotated[int, typer.Option("--rewind", min=0, help=_help("rewind_step"))] = _default("rewind_step"),
+    layers: Annotated[list[str] | None, typer.Option("--layer", help=_help("layers"))] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help=_help("exclude"))] = None,
+    controls: Annotated[bool, typer.Option("--controls", help=_help("controls"))] = _default("controls"),
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Override the recipe's steps (quick runs).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Init seed.")] = 0,
-    scheme: Annotated[str, typer.Option("--scheme", help="Init scheme.")] = "kaiming_normal",
+    seed: Annotated[int, typer.Option("--seed", help=_help("seed"))] = _default("seed"),
+    scheme: Annotated[str, typer.Option("--scheme", help=_help("scheme"))] = _default("scheme"),
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 or auto.")] = "auto",
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the task's data files are.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the task's data files are (<dir>/<task>/) [default: $NIRVANA_DATA_DIR, else $NIRVANA_HOME/data; then the system's].", show_default=False)] = None,
 ) -> None:
     """Find tickets here: train, prune, reset, repeat; each level becomes a ticket
     folder ready for `nirvana push`. Rerun the same command to resume."""
@@ -89,12 +102,12 @@ def find(
         if density is not None and not 0 < density < 1:
             raise typer.BadParameter("must be in (0, 1)", param_hint="--density")
         config = FindConfig(
-            architecture=arch, task=task, recipe=chosen, recipe_name=recipe, strategy=strategy, rate=rate,
-            output_rate=output_rate, conv_rate=conv_rate, density=density, layers=layers or None,
-            exclude=exclude or [], rewind_step=rewind, scheme=scheme, seed=seed, controls=controls,
+            architecture=arch, task=task, recipe=chosen, recipe_name=recipe, strategy=strategy, levels=levels,
+            rate=rate, output_rate=output_rate, conv_rate=conv_rate, density=density, layers=tuple(layers) if layers else None,
+            exclude=tuple(exclude or ()), rewind_step=rewind, scheme=scheme, seed=seed, controls=controls,
         )  # fmt: skip
-        run = open_find(out, config, levels)
-        data = load_task(task, data_dir)
+        run = open_find(out, config)
+        data = load_task(task, data_dir if data_dir is not None else default_data_dir())
         dev = pick_device() if device == "auto" else device
         todo = run.last_level + 1
         bars = _Bars(todo, min(len(run.finished), todo))

@@ -2,7 +2,7 @@
 
 Layout of the output folder::
 
-    find.json                 the search's arguments (FindConfig); levels excluded
+    find.json                 the search's arguments (FindConfig)
     level_00/ ...             one ticket folder per level, ready for ``nirvana push``:
         ticket.json  mask.safetensors  init.safetensors
     state/level_00.json       the level's record (LevelRecord), written last
@@ -12,8 +12,8 @@ Layout of the output folder::
 A level is finished when its ``state/level_XX.json`` exists: it is written after
 everything else of the level, by an atomic rename. Starting again in the same folder
 with the same arguments skips the finished levels and resumes from the last one's
-saved state (a larger ``levels`` extends a finished search); different arguments
-raise ``FindConflictError``. Only safetensors and JSON are written; nothing is pickled.
+saved state (a larger ``levels`` extends a finished search: ``levels`` is the one
+argument that may change); different arguments raise ``FindConflictError``. Only safetensors and JSON are written; nothing is pickled.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from nirvana.lottery.models.architectures import describe
 from nirvana.commands.charts import plot_accuracy_vs_remaining
 from nirvana.lottery.errors import LotteryError
 from nirvana.lottery.tickets.files import dump_tensors, load_tensors
-from nirvana.lottery.pruning.masks import dense_mask
-from nirvana.lottery.pruning.imp import EvalFn, LevelResult, ProgressFn, ResumePoint, find_ticket
-from nirvana.lottery.training.recipes import Recipe
-from nirvana.lottery.pruning.strategies import InvalidPruningError, lth_rates
+from nirvana.lottery.pruning.config import SearchConfig
+from nirvana.lottery.pruning.imp import EvalFn, LevelResult, ProgressFn, ResumePoint, search_ticket
+from nirvana.lottery.pruning.strategies import InvalidPruningError
 from nirvana.lottery.pruning.registry import get_strategy
 from nirvana.lottery.data.tasks import TaskData, get_task
 from nirvana.lottery.tickets.manifest import Claimed, InitSpec, Manifest, TicketFolder, file_metadata
@@ -50,30 +49,15 @@ class FindConflictError(LotteryError):
     code = "find_conflict"
 
 
-class FindConfig(BaseModel):
-    """What makes a search: two runs with equal configs produce the same tickets.
+class FindConfig(SearchConfig):
+    """A search (:class:`SearchConfig`) on a named task, as ``find.json`` keeps it.
 
-    ``output_rate`` None means half of ``rate`` for ``layerwise``/``random`` (the LTH
-    paper) and ``rate`` otherwise; ``conv_rate`` None means ``rate``.
+    ``recipe_name`` is the named recipe ``recipe`` came from (for the tickets'
+    descriptions), None for a custom one.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    architecture: str
     task: str
-    recipe: Recipe
     recipe_name: str | None = None
-    strategy: str = "layerwise"
-    rate: float = Field(default=0.2, gt=0, lt=1)
-    output_rate: float | None = Field(default=None, ge=0, lt=1)
-    conv_rate: float | None = Field(default=None, ge=0, lt=1)
-    density: float | None = Field(default=None, gt=0, lt=1)
-    layers: list[str] | None = None
-    exclude: list[str] = Field(default_factory=list)
-    rewind_step: int = Field(default=0, ge=0)
-    scheme: str = "kaiming_normal"
-    seed: int = 0
-    controls: bool = False
 
 
 class LevelRecord(BaseModel):
@@ -94,8 +78,11 @@ class FindRun(BaseModel):
 
     out: Path
     config: FindConfig
-    levels: int
     finished: list[LevelRecord]
+
+    @property
+    def levels(self) -> int:
+        return self.config.levels
 
     @property
     def at_init(self) -> bool:
@@ -129,8 +116,9 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def open_find(out: str | Path, config: FindConfig, levels: int) -> FindRun:
-    """Create ``out`` for a search, or reopen one with the same config.
+def open_find(out: str | Path, config: FindConfig) -> FindRun:
+    """Create ``out`` for a search, or reopen one with the same config (``levels`` may
+    differ: the saved config takes the new one).
 
     Raises:
         FindConflictError: ``out`` holds ``find.json`` of a different search, or files
@@ -142,12 +130,10 @@ def open_find(out: str | Path, config: FindConfig, levels: int) -> FindRun:
         raise InvalidPruningError(f"{strategy.name} prunes the init: give --density, and no rewinding")
     spec = get_task(config.task)
     describe(config.architecture, spec.input_shape, spec.num_classes)
-    if levels < 0:
-        raise LotteryError(f"levels must be >= 0, got {levels}")
     folder = Path(out)
     saved = folder / "find.json"
     if saved.is_file():
-        previous = FindConfig.model_validate_json(saved.read_bytes())
+        previous = FindConfig.model_validate_json(saved.read_bytes()).model_copy(update={"levels": config.levels})
         if previous != config:
             old, new = _flat(previous.model_dump()), _flat(config.model_dump())
             diff = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in old if old.get(k) != new.get(k))
@@ -156,12 +142,11 @@ def open_find(out: str | Path, config: FindConfig, levels: int) -> FindRun:
             )
     elif folder.is_dir() and any(folder.iterdir()):
         raise FindConflictError(f"{folder} is not empty and holds no find.json; choose an empty or new folder")
-    else:
-        _write_atomic(saved, config.model_dump_json(indent=2).encode() + b"\n")
+    _write_atomic(saved, config.model_dump_json(indent=2).encode() + b"\n")
     finished: list[LevelRecord] = []
     while _state(folder, len(finished), "json").is_file():
         finished.append(LevelRecord.model_validate_json(_state(folder, len(finished), "json").read_bytes()))
-    return FindRun(out=folder, config=config, levels=levels, finished=finished)
+    return FindRun(out=folder, config=config, finished=finished)
 
 
 def _manifest(run: FindRun, result: LevelResult) -> Manifest:
@@ -227,22 +212,15 @@ def run_find(
     c = run.config
     records = list(run.finished)
     if len(records) <= run.last_level:
-        spec = task_data.spec
-        layer_rates = None
-        if c.strategy in ("layerwise", "random") and c.density is None:
-            mask = dense_mask(describe(c.architecture, spec.input_shape, spec.num_classes))
-            layer_rates = lth_rates(mask, c.rate, conv_rate=c.conv_rate, output_rate=c.output_rate)
 
         def saved(result: LevelResult) -> None:
             records.append(_save_level(run, result))
             if on_level is not None:
                 on_level(records[-1])
 
-        find_ticket(
-            c.architecture, task_data, spec, c.recipe, levels=run.levels, rate=c.rate, output_rate=c.output_rate,
-            scheme=c.scheme, seed=c.seed, rewind_step=c.rewind_step, device=device, on_level=saved,
-            strategy=c.strategy, layer_rates=layer_rates, layers=c.layers, exclude=c.exclude, density=c.density,
-            controls=c.controls, resume=_resume_point(run), on_progress=on_progress, on_eval=on_eval,
+        search_ticket(
+            c, task_data, device=device, resume=_resume_point(run), on_level=saved, on_progress=on_progress,
+            on_eval=on_eval,
         )  # fmt: skip
     records = records[: run.last_level + 1]
     write_summary(run.out, records, title=f"{c.architecture} on {c.task}, {c.strategy}")

@@ -204,23 +204,36 @@ def wait(
 @reports_errors
 def verify(
     id: IdArgument,
-    task: Annotated[str, typer.Option(help="The other task to retrain the ticket on.")],
+    task: Annotated[str | None, typer.Option(help="The other task to retrain the ticket on.")] = None,
     steps: Annotated[int | None, typer.Option(help="Override the task's default recipe's steps.")] = None,
+    again: Annotated[
+        bool, typer.Option("--again", help="Queue it once more on its own task (its last run there was cancelled or failed).")
+    ] = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Queue a transfer evaluation: retrain a stored ticket on another task (needs the
-    verify scope). Follow it with `nirvana wait VERIFICATION_ID`."""
+    verify scope); or, with --again, verify it once more on its own task (its uploader
+    or an admin). Follow it with `nirvana wait VERIFICATION_ID`."""
+    if again == (task is not None) or (again and steps is not None):
+        raise fail("give either --task (and maybe --steps) or --again")
     with make_client(url, token) as client:
-        recipe = None
-        if steps is not None:
-            defaults = {t.name: t.default_recipe for t in client.tasks()}
-            if task not in defaults:
-                raise fail(f"unknown task {task!r}; known: {', '.join(sorted(defaults))}")
-            recipe = {**defaults[task], "steps": steps}
-        queued = client.verify_on(id, task=task, recipe=recipe)
+        if task is None:
+            queued = client.verify_again(id)
+        else:
+            queued = client.verify_on(id, task=task, recipe=_recipe_with_steps(client, task, steps))
     typer.echo(f"verification {queued.id}: {queued.state.value} on {queued.task}")
     typer.echo(f"follow it with: nirvana wait {queued.id}", err=True)
+
+
+def _recipe_with_steps(client: Client, task: str, steps: int | None) -> dict[str, Any] | None:
+    """``task``'s default recipe with ``steps`` (None: the server's default recipe)."""
+    if steps is None:
+        return None
+    defaults = {t.name: t.default_recipe for t in client.tasks()}
+    if task not in defaults:
+        raise fail(f"unknown task {task!r}; known: {', '.join(sorted(defaults))}")
+    return {**defaults[task], "steps": steps}
 
 
 def register(app: typer.Typer) -> None:

@@ -1,18 +1,17 @@
 """Errors a user can cause with what they send or ask for.
 
 Each carries a stable ``code`` (snake_case) that the API returns in problem+json and the
-client maps back to an exception, and a ``detail`` sentence for people. The API turns
-every ``LotteryError`` into a 4xx without knowing the subclasses.
+client maps back to an exception, and a ``detail`` sentence for people. The core knows
+nothing of HTTP: the API chooses each error's status (``api.errors.lottery_status``).
 """
 
 from __future__ import annotations
 
 
 class LotteryError(ValueError):
-    """Base of every user-caused error in ``lottery``; ``status`` is the HTTP status."""
+    """Base of every user-caused error in ``nirvana.lottery``."""
 
     code: str = "invalid_ticket"
-    status: int = 422
 
     def __init__(self, detail: str, *, code: str | None = None) -> None:
         super().__init__(detail)
@@ -43,7 +42,6 @@ class TaskUnavailableError(LotteryError):
     """The task is known but its data is not on this machine."""
 
     code = "task_unavailable"
-    status = 409
 
 
 class InvalidManifestError(LotteryError):
@@ -95,3 +93,13 @@ class InvalidDatasetError(TaskUnavailableError):
     """The task's data files exist but are malformed (bad IDX magic, sizes, ...)."""
 
     code = "invalid_dataset"
+
+
+class MissingExtraError(TaskUnavailableError):
+    """A feature needs a package of an optional extra that is not installed."""
+
+    code = "missing_extra"
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {package}, which is not installed: pip install 'nirvana[{extra}]'")
+        self.extra = extra

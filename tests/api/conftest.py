@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from api.deps import get_session
 from api.settings import ApiSettings
-from db.models import Blob, Ticket, Verification
+from db.models.blobs import Blob
+from db.models.tickets import Ticket
+from db.models.verifications import Verification
 from db.tokens import create_token
 
 

@@ -13,7 +13,7 @@ import torch
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from nirvana.lottery.tickets.manifest import dump_tensors
+from nirvana.lottery.tickets.files import dump_tensors
 from tests.api.conftest import stored_counts
 from tests.support.tickets import TicketFiles, make_ticket
 

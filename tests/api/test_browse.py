@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from db.models import Ticket
+from db.models.tickets import Ticket
 from tests.support.tickets import make_ticket
 
 

@@ -14,7 +14,8 @@ from api.deps import get_session
 from api.settings import ApiSettings
 from db.tokens import create_token
 
-from nirvana.lottery.tickets.manifest import load_tensors
+from nirvana.lottery.tickets.files import load_tensors
+from tests.api.test_query_counts import count_queries
 from tests.support.tickets import make_ticket
 
 
@@ -80,3 +81,18 @@ def test_uploads_and_ranged_downloads_through_the_s3_backend(
         assert client.get(url).content == files.mask_bytes()
         part = client.get(url, headers={"Range": "bytes=8-99"})
         assert part.status_code == 206 and part.content == files.mask_bytes()[8:100]
+
+
+def test_a_known_ticket_downloads_and_revalidates_without_a_query(
+    client: TestClient, auth: dict[str, str], db_session: Session
+) -> None:
+    files = make_ticket()
+    ticket = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()
+    url = f"/api/v1/tickets/{ticket['id']}/mask"
+    with count_queries(db_session) as first:
+        etag = client.get(url).headers["etag"]
+    assert len(first) == 1 and "manifest" not in first[0]  # three columns, not the row
+    with count_queries(db_session) as again:
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+        assert client.get(url).content == files.mask_bytes()
+    assert again == []

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from api.tickets import TicketCounts
 from tests.support.tickets import make_ticket
 
 
@@ -53,3 +54,26 @@ def test_ticket_detail_loads_its_submitter_and_verifications_in_two_queries(
         body = client.get(f"/api/v1/tickets/{ticket['short_id']}").json()
     assert body["submitter"] == "alice" and len(body["verifications"]) == 1
     assert _select_count(statements) == 2
+
+
+def test_a_list_page_reads_only_the_columns_it_shows(client: TestClient, auth: dict[str, str], db_session: Session) -> None:
+    client.post("/api/v1/tickets", files=make_ticket().multipart(), headers=auth)
+    with count_queries(db_session) as statements:
+        assert len(client.get("/api/v1/tickets", params={"task": "digits"}).json()["items"]) == 1
+    [listing] = statements
+    for column in ("manifest", "recipe", "layers", "description"):
+        assert f"tickets.{column}" not in listing
+
+
+def test_task_counts_are_counted_once_per_interval(db_session: Session) -> None:
+    now = [0.0]
+    counts = TicketCounts(ttl=10, clock=lambda: now[0])
+    with count_queries(db_session) as statements:
+        counts.get(db_session)
+        now[0] = 9.9
+        counts.get(db_session)
+    assert len(statements) == 1
+    now[0] = 10.0
+    with count_queries(db_session) as statements:
+        counts.get(db_session)
+    assert len(statements) == 1

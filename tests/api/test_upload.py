@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from nirvana.lottery.tickets.manifest import load_tensors
+from nirvana.lottery.tickets.files import load_tensors
 from tests.api.conftest import stored_counts
 from tests.support.tickets import make_ticket
 
@@ -28,7 +28,7 @@ def test_upload_creates_ticket_and_queues_one_verification(
     assert abs(body["sparsity"] - (1 - expected_remaining / body["prunable"])) < 1e-9
     assert set(body["layers"]) == set(files.mask)
     assert body["submitter"] == "alice"
-    assert stored_counts(db_session, blob_dir) == (1, 1, 2, 2)
+    assert stored_counts(db_session, blob_dir) == (1, 1, 4, 4)  # mask and init, dense and compact
 
 
 def test_same_ticket_twice_answers_200_and_creates_nothing(
@@ -40,7 +40,7 @@ def test_same_ticket_twice_answers_200_and_creates_nothing(
     second = client.post("/api/v1/tickets", files=files.multipart(with_init=True), headers=auth)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
-    assert stored_counts(db_session, blob_dir) == (1, 1, 2, 2)
+    assert stored_counts(db_session, blob_dir) == (1, 1, 4, 4)  # mask and init, dense and compact
 
 
 def test_seed_only_init_is_generated_stored_and_served(client: TestClient, auth: dict[str, str]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pytest
-
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from api.deps import get_settings
 
 from tests.support.datasets import write_idx_set
 from tests.support.tickets import make_ticket
@@ -58,11 +59,14 @@ def test_transfer_verification_is_queued_on_another_task(client: TestClient, aut
 
 
 def test_transfer_between_tasks_of_the_same_shape(
-    client: TestClient, auth: dict[str, str], db_session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    client: TestClient, auth: dict[str, str], db_session, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     # Fashion-MNIST and MNIST share their input shape: a ticket of one runs on the other.
     write_idx_set(tmp_path / "mnist", n_train=20, n_test=10)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path))
+    app = client.app
+    assert isinstance(app, FastAPI)
+    settings = app.state.settings.model_copy(update={"data_dir": tmp_path})  # the server's data directory
+    app.dependency_overrides[get_settings] = lambda: settings
     files = make_ticket(architecture="lenet_32_16", task="fashion-mnist")
     ticket = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()
     recipe = {"optimizer": "adam", "lr": 0.001, "batch_size": 60, "steps": 100}

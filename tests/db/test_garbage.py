@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from db.blobs import LocalBlobStorage
 from db.garbage import collect_garbage
-from db.models import Blob
+from db.models.blobs import Blob
 from db.repositories.blobs import record_blob
 from tests.factories.tickets import store_ticket
 

@@ -12,10 +12,12 @@ import torch
 
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
-from nirvana.lottery.pruning.imp import find_ticket
-from nirvana.lottery.data.tasks import get_task, load_task
-from nirvana.lottery.tickets.manifest import Manifest, TicketFolder, load_tensors
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.pruning.config import SearchConfig
+from nirvana.lottery.pruning.imp import search_ticket
+from nirvana.lottery.data.tasks import load_task
+from nirvana.lottery.tickets.manifest import Manifest, TicketFolder
+from nirvana.lottery.tickets.files import load_tensors
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.client import Client
 from tests.support.processes import running, service_env, uvicorn_server
 
@@ -35,8 +37,8 @@ def _write_token(database_url: str) -> str:
 
 
 def _imp_ticket(folder: Path) -> Path:
-    spec = get_task("digits")
-    levels = find_ticket("lenet_64_32", load_task("digits"), spec, RECIPE, levels=2, rate=0.5, seed=3)
+    config = SearchConfig(architecture="lenet_64_32", recipe=RECIPE, levels=2, rate=0.5, seed=3)
+    levels = search_ticket(config, load_task("digits"))
     last = levels[-1]
     manifest = Manifest.model_validate(
         {

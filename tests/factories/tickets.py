@@ -20,7 +20,10 @@ from safetensors.torch import save as save_safetensors
 from sqlalchemy.orm import Session
 
 from db.blobs import LocalBlobStorage
-from db.models import Blob, Ticket, User, Verification
+from db.models.blobs import Blob
+from db.models.tickets import Ticket
+from db.models.users import User
+from db.models.verifications import Verification
 from db.queue import enqueue_verification
 from nirvana.lottery.models.architectures import describe
 from nirvana.lottery.tickets.digests import tensors_digest

@@ -7,7 +7,7 @@ import torch
 
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.data.tasks import TaskData, TaskSpec, get_task, load_task
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.training.recipes import Recipe
 
 
 @pytest.fixture(scope="session")

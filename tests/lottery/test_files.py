@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from nirvana.lottery.errors import InvalidSafetensorsError
-from nirvana.lottery.tickets.manifest import dump_tensors, load_tensors, read_metadata, tensors_digest
+from nirvana.lottery.tickets.files import dump_tensors, load_tensors, read_metadata
+from nirvana.lottery.tickets.digests import tensors_digest
 
 
 def sample() -> dict[str, torch.Tensor]:

@@ -26,7 +26,7 @@ from nirvana.lottery.interop.openlth_hparams import (
 )
 from nirvana.lottery.data.tasks import TaskSpec, get_task
 from nirvana.lottery.tickets.manifest import TicketFolder, prepare_ticket
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.training.recipes import Recipe
 
 LENET_HPARAMS = """Dataset Hyperparameters
     * dataset_name => mnist

@@ -11,17 +11,9 @@ from torch import nn
 from nirvana.lottery.models.architectures import build_model, describe
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.pruning.masks import dense_mask
-from nirvana.lottery.pruning.imp import (
-    InvalidPruningError,
-    PruneContext,
-    get_strategy,
-    list_strategies,
-    lth_rates,
-    prune_global,
-    prune_layerwise,
-    prune_to_density,
-)
-from nirvana.lottery.pruning.strategies import density_of, prune_random
+from nirvana.lottery.pruning.imp import prune_layerwise
+from nirvana.lottery.pruning.registry import get_strategy, list_strategies, prune_to_density
+from nirvana.lottery.pruning.strategies import InvalidPruningError, PruneContext, density_of, lth_rates, prune_global, prune_random
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
 
 

@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
-from nirvana.lottery.pruning.imp import find_ticket, prune_layerwise
+from nirvana.lottery.pruning.config import SearchConfig
+from nirvana.lottery.pruning.imp import prune_layerwise, search_ticket
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.lottery.verification.protocol import RUN_NAMES, pick_device, tolerance, verify_ticket
 
 
@@ -27,8 +28,9 @@ def test_prune_ties_are_deterministic() -> None:
     assert new["a"].tolist() == [False, False, False, True, True, True]
 
 
-def test_find_ticket_two_levels(digits: TaskData, digits_spec: TaskSpec, short_recipe: Recipe) -> None:
-    levels = find_ticket("lenet_32_16", digits, digits_spec, short_recipe, levels=2, rate=0.5)
+def test_search_ticket_two_levels(digits: TaskData, digits_spec: TaskSpec, short_recipe: Recipe) -> None:
+    config = SearchConfig(architecture="lenet_32_16", recipe=short_recipe, levels=2, rate=0.5, output_rate=0.5)
+    levels = search_ticket(config, digits)
     assert [lv.level for lv in levels] == [0, 1, 2]
     assert levels[0].density == 1.0
     assert levels[1].density == pytest.approx(0.5, abs=0.01)
@@ -38,8 +40,8 @@ def test_find_ticket_two_levels(digits: TaskData, digits_spec: TaskSpec, short_r
     assert not (levels[2].mask["fc1.weight"] & ~levels[1].mask["fc1.weight"]).any()
 
 
-def test_find_ticket_rewinds(digits: TaskData, digits_spec: TaskSpec, short_recipe: Recipe) -> None:
-    levels = find_ticket("lenet_32_16", digits, digits_spec, short_recipe, levels=1, rate=0.2, rewind_step=10)
+def test_search_ticket_rewinds(digits: TaskData, digits_spec: TaskSpec, short_recipe: Recipe) -> None:
+    levels = search_ticket(SearchConfig(architecture="lenet_32_16", recipe=short_recipe, levels=1, rewind_step=10), digits)
     assert not torch.equal(levels[0].init["fc1.weight"], levels[1].init["fc1.weight"])
 
 
@@ -54,7 +56,7 @@ def test_pick_device() -> None:
 
 
 def test_verify_ticket_on_digits(digits: TaskData, digits_spec: TaskSpec, short_recipe: Recipe) -> None:
-    found = find_ticket("lenet_32_16", digits, digits_spec, short_recipe, levels=1, rate=0.5)[-1]
+    found = search_ticket(SearchConfig(architecture="lenet_32_16", recipe=short_recipe, levels=1, rate=0.5), digits)[-1]
     fractions: list[float] = []
     result = verify_ticket(
         architecture="lenet_32_16",

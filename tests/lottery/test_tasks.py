@@ -71,11 +71,16 @@ def test_fashion_mnist_reads_data_dir_argument(tmp_path: Path) -> None:
         load_task("fashion-mnist", data_dir=tmp_path)
 
 
-def test_absent_fashion_mnist(tmp_path: Path) -> None:
-    assert is_available("fashion-mnist", data_dir=tmp_path) is False
+def test_absent_mnist(tmp_path: Path) -> None:
+    assert is_available("mnist", data_dir=tmp_path) is False
     with pytest.raises(TaskUnavailableError) as info:
-        load_task("fashion-mnist", data_dir=tmp_path)
+        load_task("mnist", data_dir=tmp_path)
     assert info.value.code == "task_unavailable"
+
+
+def test_a_data_dir_without_the_task_falls_back_to_the_system_folder(tmp_path: Path) -> None:
+    # Debian's dataset-fashion-mnist (installed by `make test`) is found after data_dir.
+    assert is_available("fashion-mnist", data_dir=tmp_path)
 
 
 def test_digits_split() -> None:
@@ -97,8 +102,7 @@ def test_mnist1d_split() -> None:
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
-def test_fashion_mnist_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NIRVANA_DATA_DIR", raising=False)
+def test_fashion_mnist_sizes() -> None:
     assert is_available("fashion-mnist")
     data = load_task("fashion-mnist")
     assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
@@ -123,18 +127,18 @@ def test_list_tasks_and_recipes() -> None:
     assert (m1.lr, m1.batch_size, m1.steps) == (2e-2, 100, 1501)
 
 
-def test_env_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_data_dir_argument_is_the_one_place_looked_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_idx_set(tmp_path / "fashion-mnist", 3, 1, gz=False)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path))
     with pytest.raises(TaskUnavailableError, match="expected"):
-        load_task("fashion-mnist")
+        load_task("fashion-mnist", data_dir=tmp_path)
+    # The core reads no environment variable: NIRVANA_DATA_DIR is the CLI's and the server's.
+    monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path / "elsewhere"))
+    with pytest.raises(TaskUnavailableError, match="expected"):
+        load_task("fashion-mnist", data_dir=tmp_path)
 
 
 def test_loose_files_in_the_data_dir_are_no_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # MNIST and Fashion-MNIST share file names: files lying loose in the data directory
     # could be either, so neither task takes them.
     write_idx_set(tmp_path, 3, 1, gz=False)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path))
-    assert not is_available("mnist")
     assert not is_available("mnist", data_dir=tmp_path)
-    assert not is_available("fashion-mnist", data_dir=tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -98,17 +97,16 @@ def test_cifar10_unnormalised_source(tmp_path: Path) -> None:
     assert x_tr.dtype == np.float32 and x_tr.min() >= 0 and x_tr.max() <= 1
 
 
-def test_cifar10_absent_or_python_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path))
-    assert not is_available("cifar10")
+def test_cifar10_absent_or_python_version(tmp_path: Path) -> None:
+    assert not is_available("cifar10", data_dir=tmp_path)
     # The pickled "python version" has the same names without .bin: never read.
     pickled = tmp_path / "cifar10" / "cifar-10-batches-py"
     pickled.mkdir(parents=True)
     for name in [*BATCHES, "test_batch.bin"]:
         (pickled / name.removesuffix(".bin")).write_bytes(b"\x80\x04")
-    assert not is_available("cifar10")
+    assert not is_available("cifar10", data_dir=tmp_path)
     with pytest.raises(TaskUnavailableError) as info:
-        load_task("cifar10")
+        load_task("cifar10", data_dir=tmp_path)
     assert info.value.code == "task_unavailable"
     assert "cifar-10-binary.tar.gz" in info.value.detail and "$NIRVANA_DATA_DIR/cifar10" in info.value.detail
 
@@ -120,11 +118,10 @@ def test_cifar10_truncated_file(tmp_path: Path) -> None:
         load_task("cifar10", data_dir=tmp_path)
 
 
-def test_mnist_load_task(tmp_path: Path, small_sizes: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mnist_load_task(tmp_path: Path, small_sizes: None) -> None:
     write_idx_set(tmp_path / "mnist", 6, 2)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", os.fspath(tmp_path))
-    assert is_available("mnist")
-    data = load_task("mnist")
+    assert is_available("mnist", data_dir=tmp_path)
+    data = load_task("mnist", data_dir=tmp_path)
     assert data.x_train.shape == (6, 1, 28, 28) and data.x_test.shape == (2, 1, 28, 28)
     assert 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
 

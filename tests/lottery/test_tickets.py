@@ -24,16 +24,9 @@ from nirvana.lottery.errors import (
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.pruning.masks import dense_mask
 from nirvana.lottery.data.tasks import get_task
-from nirvana.lottery.tickets.manifest import (
-    Manifest,
-    TicketFolder,
-    dump_tensors,
-    parse_manifest,
-    prepare_ticket,
-    short_id,
-    tensors_digest,
-    ticket_id,
-)
+from nirvana.lottery.tickets.manifest import Manifest, parse_manifest, prepare_ticket, short_id, ticket_id, TicketFolder
+from nirvana.lottery.tickets.files import dump_tensors
+from nirvana.lottery.tickets.digests import tensors_digest
 
 ARCH = "lenet_32_16"
 

@@ -7,7 +7,8 @@ from pydantic import ValidationError
 from nirvana.lottery.models.architectures import build_model, describe
 from nirvana.lottery.pruning.masks import dense_mask
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import BatchSampler, Recipe, train
+from nirvana.lottery.training.loop import BatchSampler, train
+from nirvana.lottery.training.recipes import Recipe
 
 
 def model_from(init: dict[str, torch.Tensor], arch: str = "lenet_32_16") -> torch.nn.Module:

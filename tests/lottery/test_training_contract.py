@@ -7,7 +7,8 @@ import torch
 from nirvana.lottery.models.architectures import build_model, describe
 from nirvana.lottery.pruning.masks import dense_mask
 from nirvana.lottery.data.tasks import TaskData
-from nirvana.lottery.training.loop import Recipe, train
+from nirvana.lottery.training.recipes import Recipe
+from nirvana.lottery.training.loop import train
 
 
 def _run(init: dict[str, torch.Tensor], data: TaskData, recipe: Recipe, mask: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, list[tuple[int, float]]]:

@@ -51,7 +51,8 @@ class LiveApi:
 @pytest.fixture
 def live_api(fresh_database_url: str, tmp_path: Path, free_port: int) -> Iterator[LiveApi]:
     """The real API (``create_app``) served by uvicorn on a free port, in a thread, on
-    a database of the test's own, with a write token for user ``alice``."""
+    a database of the test's own, with a write token for user ``alice``; its task data
+    lives in ``tmp_path / "data"``."""
     import uvicorn
 
     from api.app import create_app
@@ -64,7 +65,9 @@ def live_api(fresh_database_url: str, tmp_path: Path, free_port: int) -> Iterato
         _, secret = create_token(session, user_name="alice", token_name="tests", scopes=("read", "write"))
     engine.dispose()
 
-    settings = ApiSettings(database_url=fresh_database_url, blob_dir=tmp_path / "server-blobs", max_steps=5_000)
+    settings = ApiSettings(
+        database_url=fresh_database_url, blob_dir=tmp_path / "server-blobs", data_dir=tmp_path / "data", max_steps=5_000
+    )
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=free_port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)

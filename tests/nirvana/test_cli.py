@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -51,10 +50,26 @@ def test_token_create_prints_a_secret_that_authenticates_and_is_stored_hashed(
 
 def test_token_create_rejects_an_unknown_scope(fresh_database_url: str) -> None:
     result = CliRunner().invoke(
-        app, ["token", "create", "--name", "x", "--scope", "admin"], env={"DATABASE_URL": fresh_database_url}
+        app, ["token", "create", "--name", "x", "--scope", "root"], env={"DATABASE_URL": fresh_database_url}
     )
     assert result.exit_code == 2
-    assert "admin" in result.output
+    assert "root" in result.output
+
+
+def test_token_create_with_the_admin_scope_makes_a_token_that_may_do_everything(fresh_database_url: str) -> None:
+    result = CliRunner().invoke(
+        app, ["token", "create", "--name", "ops", "--user", "root", "--scope", "admin"],
+        env={"DATABASE_URL": fresh_database_url},
+    )
+    assert result.exit_code == 0, result.output
+    engine = make_engine(fresh_database_url)
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            token = authenticate(session, result.stdout.strip())
+            assert token is not None and token.scopes == ["admin"]
+            assert token.is_admin and all(token.allows(scope) for scope in ("read", "write", "verify"))
+    finally:
+        engine.dispose()
 
 
 def test_serve_on_a_busy_port_says_so_and_exits_2(embedded_home: Path) -> None:
@@ -134,12 +149,11 @@ def test_gc_removes_an_orphaned_blob_past_the_grace(fresh_database_url: str, tmp
 
 
 def test_verify_queues_a_transfer_with_fewer_steps(
-    live_api: LiveApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_api: LiveApi, tmp_path: Path
 ) -> None:
     from tests.support.datasets import write_idx_set
 
-    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "data"))  # the server runs in this process
+    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)  # the live API's data_dir
     folder = tmp_path / "ticket"
     folder.mkdir()
     files = make_ticket(architecture="lenet_16", task="fashion-mnist")
@@ -163,3 +177,28 @@ def test_verify_queues_a_transfer_with_fewer_steps(
     assert [(v["task"], v["recipe"]["steps"]) for v in verifications][-1] == ("mnist", 7)
     unknown = CliRunner().invoke(app, ["verify", ticket_id, "--task", "imagenet", "--steps", "7"], env=verify_env)
     assert unknown.exit_code != 0 and "unknown task 'imagenet'" in unknown.output
+
+
+def test_verify_again_queues_a_cancelled_ticket_once_more_on_its_own_task(live_api: LiveApi, tmp_path: Path) -> None:
+    folder = tmp_path / "ticket"
+    folder.mkdir()
+    files = make_ticket()
+    (folder / "ticket.json").write_text(json.dumps(files.manifest))
+    (folder / "mask.safetensors").write_bytes(files.mask_bytes())
+    env = {"NIRVANA_URL": live_api.url, "NIRVANA_HOME": str(tmp_path / "home"), "NIRVANA_TOKEN": live_api.token}
+    ticket_id = CliRunner().invoke(app, ["push", str(folder)], env=env).stdout.split()[0]
+
+    pending = CliRunner().invoke(app, ["verify", ticket_id, "--again"], env=env)
+    assert pending.exit_code != 0 and "same_task" in pending.output
+    both = CliRunner().invoke(app, ["verify", ticket_id, "--again", "--task", "digits"], env=env)
+    assert both.exit_code != 0 and "either --task" in both.output
+
+    from nirvana import Client
+
+    with Client(url=live_api.url, token=live_api.token, home=tmp_path / "c") as client:
+        client.cancel(client.latest_verification(ticket_id)["id"])
+        again = CliRunner().invoke(app, ["verify", ticket_id, "--again"], env=env)
+        assert again.exit_code == 0, again.output
+        assert "queued on digits" in again.stdout
+        states = [v["state"] for v in client.ticket(ticket_id)["verifications"]]
+    assert sorted(states) == ["cancelled", "queued"]

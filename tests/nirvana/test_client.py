@@ -13,7 +13,8 @@ import torch
 
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
-from nirvana.lottery.tickets.manifest import TicketFolder, load_tensors, parse_manifest
+from nirvana.lottery.tickets.manifest import parse_manifest, TicketFolder
+from nirvana.lottery.tickets.files import load_tensors
 from nirvana import Client
 from nirvana.errors import (
     ConflictError,
@@ -119,25 +120,25 @@ def _partial(client: Client, ticket_id: str, data: bytes, digest: str) -> Path:
 
 def test_an_interrupted_download_resumes(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    mask = (client.download(ticket.id, tmp_path / "full") / "mask.safetensors").read_bytes()
+    mask = (client.download(ticket.id, tmp_path / "full", format="dense") / "mask.safetensors").read_bytes()
     digest = hashlib.sha256(mask).hexdigest()
     (client.cache.blobs / digest).unlink()
     part = _partial(client, ticket.id, mask[: len(mask) // 2], digest)
-    out = client.download(ticket.id, tmp_path / "resumed")
+    out = client.download(ticket.id, tmp_path / "resumed", format="dense")
     assert (out / "mask.safetensors").read_bytes() == mask
     assert not part.exists()
 
 
 def test_a_corrupt_download_is_refused_and_removed(client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
-    mask = (client.download(ticket.id, tmp_path / "full") / "mask.safetensors").read_bytes()
+    mask = (client.download(ticket.id, tmp_path / "full", format="dense") / "mask.safetensors").read_bytes()
     digest = hashlib.sha256(mask).hexdigest()
     (client.cache.blobs / digest).unlink()
     part = _partial(client, ticket.id, b"\0" * (len(mask) // 2), digest)  # wrong bytes, resumed
     with pytest.raises(DigestMismatchError):
-        client.download(ticket.id, tmp_path / "bad")
+        client.download(ticket.id, tmp_path / "bad", format="dense")
     assert not part.exists() and not (client.cache.blobs / digest).exists()
-    out = client.download(ticket.id, tmp_path / "retry")  # the next try starts afresh
+    out = client.download(ticket.id, tmp_path / "retry", format="dense")  # the next try starts afresh
     assert (out / "mask.safetensors").read_bytes() == mask
 
 
@@ -165,10 +166,9 @@ def test_wait_times_out_on_a_queued_job_and_returns_a_cancelled_one(client: Clie
 
 
 def test_verify_on_queues_a_transfer_with_a_verify_token(
-    live_api: LiveApi, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_api: LiveApi, client: Client, tmp_path: Path
 ) -> None:
-    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "data"))  # the server runs in this process
+    write_idx_set(tmp_path / "data" / "mnist", n_train=20, n_test=10)  # the live API's data_dir
     ticket = client.push(write_folder(tmp_path / "t", architecture="lenet_16", task="fashion-mnist"))
     with pytest.raises(ForbiddenError):
         client.verify_on(ticket.id, task="mnist")  # the fixture's token has no verify scope
@@ -259,3 +259,22 @@ def test_reads_wait_out_a_short_rate_limit_and_writes_do_not(tmp_path: Path) -> 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_verify_again_after_a_cancel_and_not_while_one_is_pending(live_api: LiveApi, client: Client, tmp_path: Path) -> None:
+    ticket = client.push(write_folder(tmp_path / "t"))
+    with pytest.raises(ConflictError) as pending:
+        client.verify_again(ticket["short_id"])
+    assert pending.value.code == "same_task"
+    first = client.cancel(ticket["verifications"][0]["id"])
+    again = client.verify_again(ticket["short_id"])
+    assert (again["state"], again["task"]) == ("queued", ticket["task"])
+    engine = make_engine(live_api.database_url)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        _, secret = create_token(session, user_name="mallory", token_name="w", scopes=("read", "write"))
+    engine.dispose()
+    with Client(url=live_api.url, token=secret, home=tmp_path / "m") as stranger:
+        with pytest.raises(ForbiddenError) as refused:
+            stranger.cancel(str(again["id"]))
+    assert refused.value.code == "not_owner"
+    assert [v["id"] for v in client.ticket(ticket["id"])["verifications"]] == [first["id"], again["id"]]

@@ -27,6 +27,7 @@ from nirvana import Client
 from nirvana.cli import app
 from nirvana.datasets import CIFAR_MEMBERS, DATASETS, ChecksumMismatchError, Dataset, fetch
 from nirvana.errors import NirvanaError
+from nirvana.paths import default_data_dir
 from nirvana.lottery.data.tasks import is_available, load_task
 from nirvana.lottery.errors import TaskUnavailableError
 from tests.nirvana.conftest import LiveApi
@@ -163,7 +164,7 @@ def test_data_ls_and_the_default_data_dir(tmp_path: Path, files: Files, monkeypa
         files.content[f"{stem}.gz"] = gzip.compress((tmp_path / "mnist" / stem).read_bytes())
     md5 = {name: hashlib.md5(data, usedforsecurity=False).hexdigest() for name, data in files.content.items()}
     fetch(Dataset(task="mnist", base_url=files.url, md5=md5, homepage=""), tmp_path / "home" / "data")
-    assert is_available("mnist")
+    assert is_available("mnist", data_dir=default_data_dir())
     after = runner.invoke(app, ["data", "ls"])
     assert re.search(r"^mnist\s+yes\s", after.stdout, re.M), after.stdout
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from nirvana.commands.finding import FindConfig, open_find, run_find
 from nirvana.lottery.data.tasks import load_task
 from nirvana.lottery.tickets.manifest import TicketFolder, prepare_ticket
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.cli import app
 
 BASE = ["find", "--arch", "lenet_16", "--task", "digits", "--steps", "12", "--device", "cpu", "--rate", "0.5"]
@@ -57,7 +57,7 @@ def test_find_resumes_without_retraining_and_refuses_other_arguments(tmp_path: P
 
 def test_interrupted_search_resumes_from_the_last_finished_level(tmp_path: Path) -> None:
     config = FindConfig(architecture="lenet_16", task="digits", recipe=Recipe(lr=1e-3, batch_size=64, steps=10),
-                        strategy="global", exclude=["output"], rate=0.5)  # fmt: skip
+                        strategy="global", exclude=["output"], rate=0.5, levels=3)  # fmt: skip
     data = load_task("digits")
 
     class Stop(Exception):
@@ -68,9 +68,9 @@ def test_interrupted_search_resumes_from_the_last_finished_level(tmp_path: Path)
             raise Stop
 
     with pytest.raises(Stop):
-        run_find(open_find(tmp_path, config, 3), data, on_level=stop_after_1)
+        run_find(open_find(tmp_path, config), data, on_level=stop_after_1)
     trained: list[int] = []
-    run = open_find(tmp_path, config, 3)
+    run = open_find(tmp_path, config)
     assert [r.level for r in run.finished] == [0, 1]
     records = run_find(run, data, on_progress=lambda lv, name, step, total: trained.append(lv) if step == 0 else None)
     assert trained == [2, 3] and [r.level for r in records] == [0, 1, 2, 3]

@@ -72,7 +72,7 @@ class Serve:
             self.process.stdout.close()
 
 
-def wait_healthy(url: str, timeout: float = 20) -> None:
+def wait_healthy(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -103,7 +103,7 @@ def test_serve_runs_everything_stops_on_ctrl_c_and_finds_its_data_again(embedded
         assert (embedded_home / "token").stat().st_mode & 0o777 == 0o600
         # The worker child claims the queued verification.
         verification = uploaded.json()["verifications"][0]["id"]
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 120
         while httpx.get(f"{url}/api/v1/verifications/{verification}").json()["state"] == "queued":
             assert time.monotonic() < deadline, "no worker claimed the verification"
             time.sleep(0.3)

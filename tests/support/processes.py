@@ -50,14 +50,14 @@ def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 def uvicorn_server(env: dict[str, str], log: Path) -> Iterator[str]:
     """A real uvicorn serving ``api.main:app_from_env`` on a free port; yields its URL."""
     port = free_port()
-    args = ["-m", "uvicorn", "api.main:app_from_env", "--factory", "--host", "127.0.0.1", "--port", str(port)]
+    args = ["-m", "uvicorn", "api.main:app_from_env", "--factory", "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers"]
     with running(args, env, log) as process:
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(url, process, log)
         yield url
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

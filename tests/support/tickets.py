@@ -11,7 +11,7 @@ import torch
 from nirvana.lottery.models.architectures import describe
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.data.tasks import get_task
-from nirvana.lottery.tickets.manifest import dump_tensors
+from nirvana.lottery.tickets.files import dump_tensors
 
 
 @dataclass

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
 from db.blobs import LocalBlobStorage
-from db.models import Ticket, Verification
+from db.models.tickets import Ticket
+from db.models.verifications import Verification
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from tests.factories.tickets import store_queued
 from tests.worker.entries import serve

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import platformdirs
-
 from nirvana.lottery.errors import TaskUnavailableError
-
-
-def default_data_dir() -> Path:
-    """Where task data lives unless a caller names a folder: ``NIRVANA_DATA_DIR``, else
-    ``$NIRVANA_HOME/data``, else ``data`` in the user's data directory
-    (``~/.local/share/nirvana/data``). ``nirvana data fetch`` downloads there, and the
-    tasks read there (then from the system's folders, e.g. Debian's)."""
-    explicit = os.environ.get("NIRVANA_DATA_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    home = os.environ.get("NIRVANA_HOME")
-    return (Path(home).expanduser() if home else Path(platformdirs.user_data_dir("nirvana"))) / "data"
 
 
 class FileSource:

@@ -1,7 +1,7 @@
 """Tasks: datasets with a fixed train/test split, a metric and a default recipe.
 
 Nothing here downloads: ``digits`` ships with scikit-learn, ``mnist1d`` is generated
-by its package, ``mnist`` and ``fashion-mnist`` are read from IDX files on disk
+by its package (both of the ``data`` extra, imported only when the task loads), ``mnist`` and ``fashion-mnist`` are read from IDX files on disk
 (``nirvana.lottery.data.idx``), ``cifar10`` from the binary batches (``nirvana.lottery.data.cifar``). Adding a
 dataset kept in files is one ``_register(_file_entry(spec, source))`` call.
 Loaded data is cached per process on the CPU; ``load_task`` copies it to the device.
@@ -9,19 +9,21 @@ Loaded data is cached per process on the CPU; ``load_task`` copies it to the dev
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 import torch
 
 from nirvana.lottery.data.cifar import OPENLTH_MEAN, OPENLTH_STD, CifarSource
-from nirvana.lottery.data.sources import default_data_dir
 from nirvana.lottery.tickets.digests import tensors_digest
-from nirvana.lottery.errors import InvalidDatasetError, UnknownTaskError
+from nirvana.lottery.errors import InvalidDatasetError, MissingExtraError, UnknownTaskError
 from nirvana.lottery.data.idx import IdxSource
 from nirvana.lottery.training.recipes import Recipe
 
@@ -78,8 +80,26 @@ def _register(entry: _Entry) -> None:
 # ---------------------------------------------------------------------------- loaders
 
 
+def _import_extra(module: str, *, task: str, package: str) -> ModuleType:
+    """``module`` of the ``data`` extra, imported only when a task needs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"the {task} task", package, "data") from None
+
+
+def _has_module(module: str) -> Callable[[Path | None], bool]:
+    def available(_: Path | None) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ImportError:  # a parent package that is missing or blocked
+            return False
+
+    return available
+
+
 def _load_digits(_: Path | None) -> Arrays:
-    from sklearn.datasets import load_digits
+    load_digits = _import_extra("sklearn.datasets", task="digits", package="scikit-learn").load_digits
 
     bunch = load_digits()
     x = (bunch.data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
@@ -89,19 +109,14 @@ def _load_digits(_: Path | None) -> Arrays:
 
 
 def _load_mnist1d(_: Path | None) -> Arrays:
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    d = make_dataset(get_dataset_args())  # default args: seed 42, 4,000 / 1,000
+    mnist1d = _import_extra("mnist1d.data", task="mnist1d", package="mnist1d")
+    d = mnist1d.make_dataset(mnist1d.get_dataset_args())  # default args: seed 42, 4,000 / 1,000
     return (
         np.asarray(d["x"], dtype=np.float32),
         np.asarray(d["y"], dtype=np.int64),
         np.asarray(d["x_test"], dtype=np.float32),
         np.asarray(d["y_test"], dtype=np.int64),
     )
-
-
-def _always(_: Path | None) -> bool:
-    return True
 
 
 def _no_dir(_: Path | None) -> str:
@@ -134,15 +149,14 @@ def _file_entry(spec: TaskSpec, source: DataSource) -> _Entry:
 
 
 def _candidates(subdir: str, data_dir: Path | None, default: Path) -> list[Path]:
-    """Folders to look in, in order: ``data_dir/subdir`` when ``data_dir`` is given;
-    else ``default_data_dir()/subdir`` (where ``nirvana data fetch`` puts it), then the
-    system ``default``.
+    """Folders to look in, in order: ``data_dir/subdir`` when ``data_dir`` is given
+    (the server's settings and the CLI pass ``nirvana.paths.default_data_dir()``, where
+    ``nirvana data fetch`` puts the files), then the system ``default`` (e.g. Debian's
+    ``/usr/share/datasets``). The core reads no environment variable.
 
     Never the data directory itself: MNIST and Fashion-MNIST files have the same names,
     so files lying loose there could be served as either task."""
-    if data_dir is not None:
-        return [Path(data_dir) / subdir]
-    return [default_data_dir() / subdir, default]
+    return ([Path(data_dir) / subdir] if data_dir is not None else []) + [default]
 
 
 _register(
@@ -157,7 +171,7 @@ _register(
             description="scikit-learn's 8x8 handwritten digits (first 1,500 train, last 297 test)",
         ),
         load=_load_digits,
-        available=_always,
+        available=_has_module("sklearn"),
         cache_key=_no_dir,
     )
 )
@@ -174,7 +188,7 @@ _register(
             description="MNIST-1D (Greydanus & Kobak), generated with the package's default args",
         ),
         load=_load_mnist1d,
-        available=_always,
+        available=_has_module("mnist1d"),
         cache_key=_no_dir,
     )
 )

@@ -47,7 +47,7 @@ from nirvana.lottery.interop.openlth_hparams import (
     section,
 )
 
-__all__ = ["ImportedLevel", "OpenLTHImportError", "import_run", "map_model_name", "parse_hparams_log", "read_run"]
+__all__ = ["ImportedLevel", "import_run", "read_run"]
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ def read_run(run_dir: str | Path, *, replicate: int | None = None) -> list[Impor
         meta = file_metadata(lvl.manifest.architecture)
         # What the server will check, here, so a bad level stops the import early.
         # No step limit: the server that receives the ticket applies its own.
-        prepare_ticket(lvl.manifest, dump_tensors(lvl.mask, meta), dump_tensors(lvl.init, meta), max_steps=2**62)
+        prepare_ticket(lvl.manifest, dump_tensors(lvl.mask, meta), dump_tensors(lvl.init, meta), max_steps=2**62, max_examples=2**62)
     return levels
 
 

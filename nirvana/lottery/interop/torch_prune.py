@@ -6,7 +6,9 @@
   ``module.weight`` becomes ``weight_orig * weight_mask`` on every forward pass, hence
   pruned entries stay zero whatever the optimizer does to ``weight_orig``.
   ``torch.nn.utils.prune.remove`` (or ``remove_prune_masks``) bakes it in.
-- ``load_ticket(folder)`` builds the architecture, loads the init and applies the mask.
+- ``pruned_model(architecture, task, mask, init)`` validates a ticket's tensors, builds
+  the architecture, loads the init and applies the mask: what ``load_ticket(folder)``
+  and the client's ``Client.load`` both do.
 - ``pair_state_dict(theirs, info)`` maps another codebase's parameter names onto ours
   by module order, checking every shape, instead of guessing from the names.
 """
@@ -21,14 +23,15 @@ from torch import nn
 from torch.nn.utils import prune
 
 from nirvana.lottery.models.architectures import ArchitectureInfo, build_model, describe
-from nirvana.lottery.errors import InvalidMaskError, LotteryError
-from nirvana.lottery.pruning.masks import validate_init, validate_mask
+from nirvana.lottery.errors import LotteryError
+from nirvana.lottery.pruning.masks import mask_pairs, validate_init, validate_mask
 
 __all__ = [
     "StateDictMismatchError",
     "apply_prune_masks",
     "load_ticket",
     "pair_state_dict",
+    "pruned_model",
     "remove_prune_masks",
 ]
 
@@ -51,17 +54,9 @@ def apply_prune_masks(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.
     Raises:
         InvalidMaskError: a name that is not a parameter of ``model``, or a wrong shape.
     """
-    params = dict(model.named_parameters())
-    for name, m in mask.items():
-        p = params.get(name)
-        if p is None:
-            raise InvalidMaskError(f"mask entry {name!r} names no parameter of the model")
-        if tuple(m.shape) != tuple(p.shape):
-            raise InvalidMaskError(f"mask {name!r} has shape {tuple(m.shape)}, parameter {tuple(p.shape)}")
+    for name, _, keep in mask_pairs(model, mask):  # all checked before any is pruned
         module_name, _, param = name.rpartition(".")
         module = model.get_submodule(module_name) if module_name else model
-        # bool first so a 0/1 float mask and a bool mask give the same buffer.
-        keep = m.detach().to(device=p.device, dtype=torch.bool)
         prune.custom_from_mask(module, name=param, mask=keep)  # type: ignore[no-untyped-call]
     return model
 
@@ -85,21 +80,34 @@ def load_ticket(folder: str | Path, *, device: str | torch.device = "cpu") -> tu
     ``TicketFolder.read``, ``InvalidMaskError``/``InvalidInitError`` for tensors that do
     not fit the architecture.
     """
-    from nirvana.lottery.data.tasks import get_task
     from nirvana.lottery.tickets.manifest import TicketFolder
 
     manifest, mask, init = TicketFolder.read(folder)
     if init is None:
         raise LotteryError(f"{folder}: no init.safetensors; download the full ticket first")
-    task = get_task(manifest.task)
-    info = describe(manifest.architecture, task.input_shape, task.num_classes)
+    return pruned_model(manifest.architecture, manifest.task, mask, init, device=device), mask
+
+
+def pruned_model(
+    architecture: str, task: str, mask: Mapping[str, torch.Tensor], init: Mapping[str, torch.Tensor],
+    *, device: str | torch.device = "cpu",
+) -> nn.Module:
+    """``architecture`` for ``task`` on ``device``, holding ``init`` and pruned by
+    ``mask`` (``apply_prune_masks``). Both are validated against the architecture first.
+
+    Raises:
+        UnknownTaskError, UnknownArchitectureError, InvalidMaskError, InvalidInitError.
+    """
+    from nirvana.lottery.data.tasks import get_task
+
+    spec = get_task(task)
+    info = describe(architecture, spec.input_shape, spec.num_classes)
     validate_mask(mask, info)
     validate_init(init, info)
-    model = build_model(manifest.architecture, task.input_shape, task.num_classes)
-    model.load_state_dict(init, strict=True)
+    model = build_model(architecture, spec.input_shape, spec.num_classes)
+    model.load_state_dict(dict(init), strict=True)
     model.to(device)
-    apply_prune_masks(model, mask)
-    return model, mask
+    return apply_prune_masks(model, mask)
 
 
 def _kind(name: str) -> str:

@@ -29,7 +29,7 @@ PyTorch's default; we zero them so a scheme is one rule and one stream of number
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -115,3 +115,16 @@ def generate_init(
         t = t.detach()
         out[name] = (t.to(torch.float32) if t.is_floating_point() else t).contiguous().clone()
     return out
+
+
+def generate_distinct_init(
+    architecture: str, task: TaskSpec, scheme: str, seed: int, *, unlike: Mapping[str, torch.Tensor]
+) -> tuple[int, dict[str, torch.Tensor]]:
+    """``(seed used, init)``: ``generate_init`` from ``seed``, or from the first seed
+    after it whose init differs from ``unlike`` (the reinit control's contract: a fresh
+    init, never the ticket's own; a second try is astronomically unlikely)."""
+    while True:
+        fresh = generate_init(architecture, task, scheme, seed)
+        if not all(torch.equal(fresh[k], unlike[k].to(fresh[k].dtype)) for k in fresh):
+            return seed, fresh
+        seed += 1

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from nirvana.lottery.pruning.masks import mask_pairs
 from nirvana.lottery.pruning.strategies import InvalidPruningError, Mask, PruneContext, chosen_layers, drop_globally
 
 
@@ -45,9 +46,9 @@ def _n_prune(mask: Mapping[str, torch.Tensor], fraction: float) -> int:
 
 
 @torch.no_grad()
-def _zero_pruned(params: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> None:
-    for name, m in mask.items():
-        params[name].mul_(m.to(device=params[name].device, dtype=params[name].dtype))
+def _zero_pruned(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
+    for _, p, keep in mask_pairs(model, mask):
+        p.mul_(keep.to(p.dtype))
 
 
 def snip_scores(
@@ -59,7 +60,7 @@ def snip_scores(
     model = _model_with(weights, ctx, torch.float32)
     model.train()
     params = dict(model.named_parameters())
-    _zero_pruned(params, mask)
+    _zero_pruned(model, mask)
     g = torch.Generator(device="cpu").manual_seed(int(ctx.seed))
     n = ctx.data_x.shape[0]
     idx = torch.randperm(n, generator=g)[: min(ctx.snip_batch, n)]
@@ -85,7 +86,7 @@ def synflow_scores(
     """``|dR/dw * w|`` for the chosen layers of a *linearised* float64 ``model`` (all
     state made non-negative by the caller); masked weights are zeroed first."""
     params = dict(model.named_parameters())
-    _zero_pruned(params, mask)
+    _zero_pruned(model, mask)
     device = next(model.parameters()).device
     ones = torch.ones((1, *input_shape), dtype=torch.float64, device=device)
     r = model(ones).sum()

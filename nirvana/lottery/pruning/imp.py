@@ -1,46 +1,36 @@
-"""Finding tickets: iterative magnitude pruning (IMP), one-shot pruning, pruning at init.
+"""Searching for tickets: iterative magnitude pruning (IMP), one-shot pruning, pruning
+at init, each described by one :class:`~nirvana.lottery.pruning.config.SearchConfig`
+and run by :func:`search_ticket`.
 
-``find_ticket`` repeats: train, prune with a strategy of :mod:`nirvana.lottery.pruning.strategies`
-(``layerwise`` by default: a fraction of each layer's remaining weights by magnitude),
-reset the survivors to the init (or to the weights after ``rewind_step`` steps: late
-resetting / rewinding), retrain. Level 0 is the dense network. An ``at_init`` strategy
-(``snip``, ``synflow``) instead prunes the init to ``density`` once and trains once.
-
-The strategies are re-exported here (``prune_layerwise``, ``lth_rates``, ...).
+``search_ticket`` repeats: train, prune with a strategy of
+:mod:`nirvana.lottery.pruning.registry` (``layerwise`` by default: a fraction of each
+layer's remaining weights by magnitude), reset the survivors to the init (or to the
+weights after ``rewind_step`` steps: late resetting / rewinding), retrain. Level 0 is
+the dense network. An ``at_init`` strategy (``snip``, ``synflow``) instead prunes the
+init to ``density`` once and trains once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
-from nirvana.lottery.models.architectures import build_model, describe
-from nirvana.lottery.tickets.digests import tensors_digest
-from nirvana.lottery.models.init import generate_init
-from nirvana.lottery.pruning.masks import dense_mask, random_mask_like, sparsity_report
-from nirvana.lottery.pruning.strategies import InvalidPruningError, PruneContext, Strategy, lth_rates, prune_global
-from nirvana.lottery.pruning.registry import get_strategy, list_strategies, prune_to_density
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import Recipe, TrainResult, train
+from nirvana.lottery.models.architectures import build_model, describe
+from nirvana.lottery.models.init import generate_distinct_init, generate_init
+from nirvana.lottery.pruning.masks import dense_mask, random_mask_like, sparsity_report
+from nirvana.lottery.pruning.config import SearchConfig
+from nirvana.lottery.pruning.registry import get_strategy, prune_to_density
+from nirvana.lottery.pruning.strategies import InvalidPruningError, PruneContext, lth_rates, prune_layerwise_strategy
+from nirvana.lottery.tickets.digests import tensors_digest
+from nirvana.lottery.training.loop import TrainResult, train
+from nirvana.lottery.training.recipes import Recipe
 from nirvana.lottery.verification.protocol import derive_seed
 
-__all__ = [
-    "InvalidPruningError",
-    "LevelResult",
-    "PruneContext",
-    "ResumePoint",
-    "Strategy",
-    "find_ticket",
-    "get_strategy",
-    "list_strategies",
-    "lth_rates",
-    "prune_global",
-    "prune_layerwise",
-    "prune_to_density",
-]
+__all__ = ["LevelResult", "ResumePoint", "prune_layerwise", "search_ticket"]
 
 CONTROL_NAMES = ("reinit", "random_mask")
 
@@ -58,8 +48,6 @@ def prune_layerwise(
     from the dict is not pruned; ``lth_rates`` builds the paper's). ``output_rate``,
     when given, overrides the rate of the output layer, the *last* entry of ``mask``.
     """
-    from nirvana.lottery.pruning.strategies import prune_layerwise_strategy
-
     if isinstance(rates, float | int):
         ctx = PruneContext(output_rate=output_rate)
         return prune_layerwise_strategy(weights, mask, float(rates), ctx)
@@ -140,101 +128,93 @@ def _controls(
     """The two controls of ``verify_ticket``, with the seeds it derives, so on the same
     device they give the numbers a verification of this level will report."""
     digest = tensors_digest(dict(init))
-    seed = derive_seed("reinit", digest, control_seed)
-    while True:  # the reinit must differ from the ticket's init (as verify does)
-        fresh = generate_init(runner.architecture, runner.spec, scheme, seed)
-        if not all(torch.equal(fresh[k], init[k].to(fresh[k].dtype)) for k in fresh):
-            break
-        seed += 1
+    _, fresh = generate_distinct_init(
+        runner.architecture, runner.spec, scheme, derive_seed("reinit", digest, control_seed), unlike=init
+    )
     random_mask = random_mask_like(mask, derive_seed("random_mask", digest, control_seed))
     _, reinit = runner.run(level, "reinit", fresh, mask)
     _, rand = runner.run(level, "random_mask", init, random_mask)
     return {"reinit": reinit.test_accuracy, "random_mask": rand.test_accuracy}
 
 
-def find_ticket(
-    architecture: str,
+def _layer_rates(config: SearchConfig, mask: Mapping[str, torch.Tensor]) -> dict[str, float] | None:
+    """The LTH paper's per-layer rates for ``layerwise``/``random`` at a fixed rate."""
+    if config.strategy in ("layerwise", "random") and config.density is None:
+        return lth_rates(mask, config.rate, conv_rate=config.conv_rate, output_rate=config.output_rate)
+    return None
+
+
+def search_ticket(
+    config: SearchConfig,
     task_data: TaskData,
-    task_spec: TaskSpec,
-    recipe: Recipe,
     *,
-    levels: int,
-    rate: float,
-    output_rate: float | None = None,
-    scheme: str = "kaiming_normal",
-    seed: int = 0,
-    rewind_step: int = 0,
     device: str | torch.device = "cpu",
-    on_level: Callable[[LevelResult], None] | None = None,
-    strategy: str = "layerwise",
-    layer_rates: Mapping[str, float] | None = None,
-    layers: Sequence[str] | None = None,
-    exclude: Sequence[str] = (),
-    density: float | None = None,
-    controls: bool = False,
-    control_seed: int = 1,
     resume: ResumePoint | None = None,
+    on_level: Callable[[LevelResult], None] | None = None,
     on_progress: ProgressFn | None = None,
     on_eval: EvalFn | None = None,
 ) -> list[LevelResult]:
-    """Find a ticket; returns the levels trained, in order.
+    """Run the search ``config`` describes on ``task_data``; returns the levels
+    trained, in order.
 
-    IMP (``strategy`` layerwise, global or random): levels ``0..levels``; each trains
-    the masked network from its reset point under ``recipe``, then removes ``rate`` of
-    the remaining weights (``layer_rates`` per layer, e.g. ``lth_rates(...)``; the output
-    layer at ``output_rate`` if given; only ``layers`` minus ``exclude``) by final-weight
-    magnitude. With ``density``, the rate is ``1 - density ** (1 / levels)``:
-    ``levels=1`` is one-shot pruning. The reset point is ``generate_init(architecture,
-    task_spec, scheme, seed)``, or with ``rewind_step > 0`` the weights after that
-    many steps of the dense run. ``random`` prunes at random with seed ``seed + level``.
-
-    At init (``snip``, ``synflow``): the init is pruned to ``density`` and trained once
-    (level 0); ``levels`` and ``rate`` are ignored.
+    IMP (``layerwise``, ``global``, ``random``): levels ``0..config.levels``; each trains
+    the masked network from its reset point under ``config.recipe``, then prunes by
+    final-weight magnitude (only ``layers`` minus ``exclude``). The reset point is
+    ``generate_init(architecture, task, scheme, seed)``, or with ``rewind_step > 0`` the
+    weights after that many steps of the dense run. ``random`` prunes at random with
+    seed ``seed + level``. At init (``snip``, ``synflow``): the init is pruned to
+    ``density`` and trained once (level 0); ``levels`` and the rates are ignored.
 
     ``controls`` also trains, at every level below density 1, the ``reinit`` and
-    ``random_mask`` controls of ``verify_ticket``. ``resume`` starts at a level saved
-    from an earlier ``LevelResult`` (``next_mask``/``next_init``). ``on_level`` is
-    called with each result as soon as it exists; ``on_progress(level, run, step,
-    total)`` and ``on_eval(level, run, step, accuracy)`` follow training (run is
-    ``ticket``, ``reinit`` or ``random_mask``). What a callback raises stops the search
-    and propagates.
+    ``random_mask`` controls of ``verify_ticket`` (with ``control_seed``). ``resume``
+    starts at a level saved from an earlier ``LevelResult`` (``next_mask``/
+    ``next_init``). ``on_level`` is called with each result as soon as it exists;
+    ``on_progress(level, run, step, total)`` and ``on_eval(level, run, step,
+    accuracy)`` follow training (run is ``ticket``, ``reinit`` or ``random_mask``). What
+    a callback raises stops the search and propagates.
+
+    Raises:
+        InvalidPruningError: an unknown strategy or layer, or a density the strategy
+            cannot use; ``ValueError``: ``rewind_step`` beyond the recipe's steps.
     """
-    chosen = get_strategy(strategy)
-    if rewind_step < 0 or rewind_step > recipe.steps:
-        raise ValueError(f"rewind_step must be in [0, {recipe.steps}], got {rewind_step}")
-    info = describe(architecture, task_spec.input_shape, task_spec.num_classes)
-    runner = _Runner(architecture, task_data, task_spec, recipe, device, on_progress, on_eval)
+    c, spec = config, task_data.spec
+    chosen = get_strategy(c.strategy)
+    if c.rewind_step > c.recipe.steps:
+        raise ValueError(f"rewind_step must be in [0, {c.recipe.steps}], got {c.rewind_step}")
+    info = describe(c.architecture, spec.input_shape, spec.num_classes)
+    runner = _Runner(c.architecture, task_data, spec, c.recipe, device, on_progress, on_eval)
     ctx = PruneContext(
-        layers=layers, exclude=exclude, output_rate=output_rate, layer_rates=layer_rates, seed=seed,
-        model=runner.model(), input_shape=task_spec.input_shape, data_x=task_data.x_train,
+        layers=c.layers, exclude=c.exclude, output_rate=c.output_rate, layer_rates=_layer_rates(c, dense_mask(info)),
+        seed=c.seed, model=runner.model(), input_shape=spec.input_shape, data_x=task_data.x_train,
         data_y=task_data.y_train, device=device,
     )  # fmt: skip
     if resume is not None:
         start, mask, reset_to = resume.level, resume.mask, resume.init
     else:
         start, mask = 0, dense_mask(info)
-        reset_to = generate_init(architecture, task_spec, scheme, seed)
+        reset_to = generate_init(c.architecture, spec, c.scheme, c.seed)
+    levels, rate = c.levels, c.rate
     if chosen.at_init:
-        if density is None:
-            raise InvalidPruningError(f"{strategy} prunes at init: give a target density")
-        if rewind_step:
-            raise InvalidPruningError(f"{strategy} prunes the init: rewinding does not apply")
+        if c.density is None:
+            raise InvalidPruningError(f"{c.strategy} prunes at init: give a target density")
+        if c.rewind_step:
+            raise InvalidPruningError(f"{c.strategy} prunes the init: rewinding does not apply")
         levels = 0
         if resume is None:
-            mask = prune_to_density(strategy, reset_to, mask, density, ctx)
-    elif density is not None:
-        if levels < 1 or not 0 < density < 1:
-            raise InvalidPruningError("a target density needs levels >= 1 and 0 < density < 1")
-        rate = 1.0 - density ** (1.0 / levels)
+            mask = prune_to_density(c.strategy, reset_to, mask, c.density, ctx)
+    elif c.density is not None:
+        if levels < 1:
+            raise InvalidPruningError("a target density needs levels >= 1")
+        rate = 1.0 - c.density ** (1.0 / levels)
 
     results: list[LevelResult] = []
     for level in range(start, levels + 1):
-        capture = rewind_step if level == 0 and rewind_step > 0 else None
+        capture = c.rewind_step if level == 0 and c.rewind_step > 0 else None
         model, trained = runner.run(level, "ticket", reset_to, mask, capture)
         report = sparsity_report(mask, info)
-        ctrl = _controls(runner, level, scheme, reset_to, mask, control_seed) if controls and report.density < 1 else {}
+        ctrl = _controls(runner, level, c.scheme, reset_to, mask, c.control_seed) if c.controls and report.density < 1 else {}
         final = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        level_ctx = dataclasses.replace(ctx, seed=seed + level)
+        level_ctx = dataclasses.replace(ctx, seed=c.seed + level)
         next_mask = chosen.prune(final, mask, rate, level_ctx) if not chosen.at_init else None
         captured = trained.captured
         result = LevelResult(

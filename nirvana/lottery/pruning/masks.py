@@ -134,12 +134,29 @@ def random_mask_like(mask: Mapping[str, torch.Tensor], seed: int) -> dict[str, t
     return {name: out[name] for name in mask}  # keep the caller's key order
 
 
+def mask_pairs(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> list[tuple[str, nn.Parameter, torch.Tensor]]:
+    """``(name, parameter, keep)`` for every entry of ``mask``, in mask order: the
+    parameter of ``model`` the entry names and the entry as BOOL on its device. The one
+    place a mask meets a model (training, pruning at init, ``apply_prune_masks``).
+
+    Raises:
+        InvalidMaskError: a name that is not a parameter of ``model``, or a wrong shape.
+    """
+    params = dict(model.named_parameters())
+    pairs: list[tuple[str, nn.Parameter, torch.Tensor]] = []
+    for name, m in mask.items():
+        p = params.get(name)
+        if p is None:
+            raise InvalidMaskError(f"mask entry {name!r} names no parameter of the model")
+        if tuple(m.shape) != tuple(p.shape):
+            raise InvalidMaskError(f"mask {name!r} has shape {tuple(m.shape)}, parameter {tuple(p.shape)}")
+        # bool first, so a 0/1 float mask and a bool mask give the same keep.
+        pairs.append((name, p, m.detach().to(device=p.device, dtype=torch.bool)))
+    return pairs
+
+
 @torch.no_grad()
 def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
     """Zero, in place, the weights of ``model`` that ``mask`` prunes."""
-    params = dict(model.named_parameters())
-    for name, m in mask.items():
-        if name not in params:
-            raise InvalidMaskError(f"mask entry {name!r} names no parameter of the model")
-        p = params[name]
-        p.masked_fill_(~m.to(device=p.device, dtype=torch.bool), 0.0)
+    for _, p, keep in mask_pairs(model, mask):
+        p.masked_fill_(~keep, 0.0)

@@ -24,13 +24,13 @@ from nirvana.lottery.errors import (
     InitRequiredError,
     InvalidClaimError,
     InvalidManifestError,
-    InvalidRecipeError,
 )
-from nirvana.lottery.tickets.files import dump_tensors, load_tensors, read_metadata
+from nirvana.lottery.tickets.compact import decode_init, decode_mask, encode_init, encode_mask, is_kept_init, is_packed_mask, masked_init
+from nirvana.lottery.tickets.files import FileBounds, dump_tensors, load_tensors
 from nirvana.lottery.models.init import check_scheme, generate_init
 from nirvana.lottery.pruning.masks import SparsityReport, sparsity_report, validate_init, validate_mask
 from nirvana.lottery.data.tasks import get_task
-from nirvana.lottery.training.loop import Recipe
+from nirvana.lottery.training.recipes import MAX_EXAMPLES, Recipe, check_compute
 
 __all__ = [
     "FORMAT_VERSION",
@@ -39,13 +39,9 @@ __all__ = [
     "Manifest",
     "PreparedTicket",
     "TicketFolder",
-    "dump_tensors",
-    "load_tensors",
     "parse_manifest",
     "prepare_ticket",
-    "read_metadata",
     "short_id",
-    "tensors_digest",
     "ticket_id",
 ]
 
@@ -135,6 +131,8 @@ def parse_manifest(data: bytes) -> Manifest:
         raise InvalidManifestError("ticket.json is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidManifestError(f"ticket.json is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidManifestError("ticket.json nests too deeply") from None
     if not isinstance(raw, dict):
         raise InvalidManifestError("ticket.json must be a JSON object")
     try:
@@ -232,17 +230,58 @@ class PreparedTicket:
     init_digest: str
     sparsity: SparsityReport
     info: ArchitectureInfo
+    #: The compact forms (``nirvana.lottery.tickets.compact``) and the digest of what
+    #: the kept init rebuilds (the init with pruned weights zeroed).
+    mask_packed_bytes: bytes
+    init_kept_bytes: bytes
+    init_kept_digest: str
 
     @property
     def short_id(self) -> str:
         return short_id(self.id)
 
 
+def tensor_bounds(info: ArchitectureInfo) -> FileBounds:
+    """The most a mask or an init of ``info`` may hold: its whole ``state_dict``. A file
+    beyond it is refused before its header is parsed; one within it that names the
+    wrong tensors gets ``validate_mask``'s or ``validate_init``'s precise error."""
+    return FileBounds.for_tensors([(p.name, p.numel) for p in info.parameters])
+def _read_mask(mask_bytes: bytes, info: ArchitectureInfo) -> tuple[dict[str, torch.Tensor], bytes]:
+    """The dense mask and the dense file to store, from either wire form."""
+    if not is_packed_mask(mask_bytes):
+        return load_tensors(mask_bytes, bounds=tensor_bounds(info)), bytes(mask_bytes)
+    shapes = {p.name: p.shape for p in info.parameters if p.prunable}
+    mask = decode_mask(mask_bytes, expected=shapes)
+    return mask, dump_tensors(mask, file_metadata(info.name))
+
+
+def _read_kept_init(
+    manifest: Manifest, info: ArchitectureInfo, init_bytes: bytes, mask: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], bytes]:
+    """A kept init as its dense init. With a seed and ``rewind_step == 0`` the pruned
+    weights come from the seed (the kept values must equal it), so the id is that of
+    the dense upload; otherwise they are zero."""
+    init = decode_init(init_bytes, mask)
+    validate_init(init, info)
+    spec = manifest.init
+    if spec.seed is not None and spec.rewind_step == 0:
+        expected = generate_init(manifest.architecture, get_task(manifest.task), spec.scheme, spec.seed)
+        if tensors_digest(masked_init(expected, mask)) != tensors_digest(init):
+            raise InitMismatchError(
+                f"the kept init differs from what {spec.scheme} with seed {spec.seed} generates; "
+                "drop the seed or upload the matching init"
+            )
+        init = expected
+    return init, dump_tensors(init, file_metadata(manifest.architecture))
+
+
 def _resolve_init(
-    manifest: Manifest, info: ArchitectureInfo, init_bytes: bytes | None
+    manifest: Manifest, info: ArchitectureInfo, init_bytes: bytes | None, mask: dict[str, torch.Tensor]
 ) -> tuple[dict[str, torch.Tensor], bytes]:
     spec = manifest.init
     task = get_task(manifest.task)
+    if init_bytes is not None and is_kept_init(init_bytes):
+        return _read_kept_init(manifest, info, init_bytes, mask)
     if init_bytes is None:
         if spec.rewind_step > 0:
             raise InitRequiredError(
@@ -255,7 +294,7 @@ def _resolve_init(
             )
         init = generate_init(manifest.architecture, task, spec.scheme, spec.seed)
         return init, dump_tensors(init, file_metadata(manifest.architecture))
-    init = load_tensors(init_bytes)
+    init = load_tensors(init_bytes, bounds=tensor_bounds(info))
     validate_init(init, info)
     if spec.seed is not None and spec.rewind_step == 0:
         expected = generate_init(manifest.architecture, task, spec.scheme, spec.seed)
@@ -275,11 +314,14 @@ def prepare_ticket(
     init_bytes: bytes | None = None,
     *,
     max_steps: int = 100_000,
+    max_examples: int = MAX_EXAMPLES,
 ) -> PreparedTicket:
     """Validate an upload completely and compute its id; stores nothing.
 
     Checks, in order: manifest, task, architecture on the task, init scheme, recipe
-    (``steps <= max_steps``), the mask file and mask, then the init: uploaded (validated;
+    (``check_compute``), the mask file (dense, its header bounded by the architecture
+    before it is parsed; or packed, decoded against the architecture's shapes) and
+    mask, then the init: uploaded dense or kept (validated;
     must equal the seed's regeneration when a seed is given and ``rewind_step == 0``)
     or generated from the seed.
 
@@ -295,13 +337,10 @@ def prepare_ticket(
     info = describe(manifest.architecture, task.input_shape, task.num_classes)
     check_scheme(manifest.init.scheme)
     recipe = manifest.recipe or task.default_recipe
-    if recipe.steps > max_steps:
-        raise InvalidRecipeError(
-            f"recipe.steps={recipe.steps} exceeds this server's limit of {max_steps} steps"
-        )
-    mask = load_tensors(mask_bytes)
+    check_compute(recipe, max_steps=max_steps, max_examples=max_examples)
+    mask, stored_mask = _read_mask(mask_bytes, info)
     validate_mask(mask, info)
-    init, stored_init = _resolve_init(manifest, info, init_bytes)
+    init, stored_init = _resolve_init(manifest, info, init_bytes, mask)
     mask_digest, init_digest = tensors_digest(mask), tensors_digest(init)
     id_ = ticket_id(
         architecture=manifest.architecture,
@@ -317,10 +356,13 @@ def prepare_ticket(
         recipe=recipe,
         mask=mask,
         init=init,
-        mask_bytes=bytes(mask_bytes),
+        mask_bytes=stored_mask,
         init_bytes=stored_init,
         mask_digest=mask_digest,
         init_digest=init_digest,
         sparsity=sparsity_report(mask, info),
         info=info,
+        mask_packed_bytes=encode_mask(mask, file_metadata(manifest.architecture)),
+        init_kept_bytes=encode_init(init, mask, file_metadata(manifest.architecture)),
+        init_kept_digest=tensors_digest(masked_init(init, mask)),
     )

@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from nirvana.lottery.errors import InvalidMaskError
+from nirvana.lottery.pruning.masks import mask_pairs
 from nirvana.lottery.training.recipes import Recipe
 
 if TYPE_CHECKING:
     from nirvana.lottery.data.tasks import TaskData
 
-__all__ = ["EVAL_BATCH", "BatchSampler", "Recipe", "TrainResult", "evaluate", "make_optimizer", "train"]
+__all__ = ["EVAL_BATCH", "BatchSampler", "TrainResult", "evaluate", "make_optimizer", "train"]
 
 #: Eval batch size: eval is inference only, so big batches amortise per-call overhead.
 EVAL_BATCH = 8192
@@ -107,16 +107,7 @@ def _mask_pairs(
     """(parameter, mask) pairs, the mask as 0/1 in the parameter's dtype on ``device``."""
     if not mask:
         return []
-    params = dict(model.named_parameters())
-    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for name, m in mask.items():
-        if name not in params:
-            raise InvalidMaskError(f"mask entry {name!r} names no parameter of the model")
-        p = params[name]
-        if tuple(m.shape) != tuple(p.shape):
-            raise InvalidMaskError(f"mask {name!r} has shape {tuple(m.shape)}, parameter {tuple(p.shape)}")
-        pairs.append((p, m.to(device=device, dtype=torch.bool).to(p.dtype)))
-    return pairs
+    return [(p, keep.to(device=device, dtype=p.dtype)) for _, p, keep in mask_pairs(model, mask)]
 
 
 @torch.no_grad()

@@ -29,7 +29,8 @@ from nirvana.lottery.tickets.digests import tensors_digest
 from nirvana.lottery.models.init import generate_init
 from nirvana.lottery.pruning.masks import random_mask_like, sparsity_report
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import Recipe, train
+from nirvana.lottery.training.loop import train
+from nirvana.lottery.training.recipes import Recipe
 
 RUN_NAMES = ("ticket", "reinit", "random_mask", "dense")
 
