@@ -176,6 +176,8 @@ SUMMARY_COLUMNS = (
     Ticket.id, Ticket.architecture, Ticket.task, Ticket.init_scheme, Ticket.seed, Ticket.rewind_step,
     Ticket.claimed_accuracy, Ticket.method, Ticket.title, Ticket.tags, Ticket.density, Ticket.remaining,
     Ticket.prunable, Ticket.accuracy, Ticket.verified, Ticket.verified_accuracy, Ticket.winning, Ticket.created_at,
+    # The summary sends the digests and the footprint too (api.schemas.tickets.TicketSummary).
+    Ticket.mask_digest, Ticket.init_digest, Ticket.init_kept_digest, Ticket.footprint,
 )  # fmt: skip
 
 
