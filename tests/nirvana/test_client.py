@@ -264,17 +264,17 @@ def test_reads_wait_out_a_short_rate_limit_and_writes_do_not(tmp_path: Path) -> 
 def test_verify_again_after_a_cancel_and_not_while_one_is_pending(live_api: LiveApi, client: Client, tmp_path: Path) -> None:
     ticket = client.push(write_folder(tmp_path / "t"))
     with pytest.raises(ConflictError) as pending:
-        client.verify_again(ticket["short_id"])
+        client.verify_again(ticket.short_id)
     assert pending.value.code == "same_task"
-    first = client.cancel(ticket["verifications"][0]["id"])
-    again = client.verify_again(ticket["short_id"])
-    assert (again["state"], again["task"]) == ("queued", ticket["task"])
+    first = client.cancel(ticket.verifications[0].id)
+    again = client.verify_again(ticket.short_id)
+    assert (again.state, again.task) == ("queued", ticket.task)
     engine = make_engine(live_api.database_url)
     with unit_of_work(make_sessionmaker(engine)) as session:
         _, secret = create_token(session, user_name="mallory", token_name="w", scopes=("read", "write"))
     engine.dispose()
     with Client(url=live_api.url, token=secret, home=tmp_path / "m") as stranger:
         with pytest.raises(ForbiddenError) as refused:
-            stranger.cancel(str(again["id"]))
+            stranger.cancel(str(again.id))
     assert refused.value.code == "not_owner"
-    assert [v["id"] for v in client.ticket(ticket["id"])["verifications"]] == [first["id"], again["id"]]
+    assert [v.id for v in client.ticket(ticket.id).verifications] == [first.id, again.id]
