@@ -55,6 +55,17 @@ class TicketLinks(_Answer):
     self: str
     mask: str
     init: str
+    mask_packed: str | None = None
+    init_kept: str | None = None
+
+
+class DigestsInfo(_Answer):
+    """``tensors_digest`` of the dense mask and init (the id is over these), and of the
+    init with pruned weights zeroed (None for tickets stored before compact forms)."""
+
+    mask: str
+    init: str
+    init_kept: str | None = None
 
 
 class VerificationInfo(_Answer):
@@ -107,6 +118,9 @@ class TicketInfo(_Answer):
     dense_accuracy: float | None = None
     created_at: dt.datetime | None = None
     links: TicketLinks | None = None
+    digests: DigestsInfo | None = None
+    #: parameters, MACs, bytes per form, the compact model; None for older tickets.
+    footprint: dict[str, Any] | None = None
     recipe: dict[str, Any] | None = None
     description: str = ""
     license: str | None = None

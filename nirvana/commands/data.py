@@ -70,7 +70,7 @@ def ls(data_dir: DataDirOption = None) -> None:
     root = _data_dir(data_dir)
     rows = []
     for spec in list_tasks():
-        here = is_available(spec.name, data_dir)
+        here = is_available(spec.name, root)
         if spec.name in DATASETS:
             where = str(root / spec.name)
             status = "yes" if here else f"no: nirvana data fetch {spec.name}"

@@ -38,32 +38,32 @@ def _mask_blob(client: Client, ticket_id: str) -> Path:
 
 def test_the_cache_is_apart_from_the_home_and_follows_nirvana_cache(client: Client, client_cache: Path, tmp_path: Path) -> None:
     ticket = _push(client, tmp_path / "t")
-    client.download(ticket, tmp_path / "a")
+    client.download(ticket, tmp_path / "a", format="dense")
     assert client.cache.root == client_cache and _mask_blob(client, ticket).is_relative_to(client_cache)
     assert not (tmp_path / "home" / "cache").exists()
 
 
 def test_a_corrupted_blob_is_detected_when_read_and_fetched_again(client: Client, live_api: LiveApi, tmp_path: Path) -> None:
     ticket = _push(client, tmp_path / "t")
-    client.download(ticket, tmp_path / "a")
+    client.download(ticket, tmp_path / "a", format="dense")
     blob = _mask_blob(client, ticket)
     good = blob.read_bytes()
     blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit of rot
     with Client(live_api.url, home=tmp_path / "home", offline=True) as offline:
         with pytest.raises(DigestMismatchError):
-            offline.download(ticket, tmp_path / "offline")
-    out = client.download(ticket, tmp_path / "b")
+            offline.download(ticket, tmp_path / "offline", format="dense")
+    out = client.download(ticket, tmp_path / "b", format="dense")
     assert (out / "mask.safetensors").read_bytes() == good and blob.read_bytes() == good
 
 
 def test_force_download_fetches_what_the_cache_holds(client: Client, tmp_path: Path) -> None:
     ticket = _push(client, tmp_path / "t")
-    client.download(ticket, tmp_path / "a")
+    client.download(ticket, tmp_path / "a", format="dense")
     blob = _mask_blob(client, ticket)
     before = blob.stat().st_ino, blob.stat().st_mtime_ns
-    client.download(ticket, tmp_path / "b")  # revalidated: 304, the file untouched
+    client.download(ticket, tmp_path / "b", format="dense")  # revalidated: 304, the file untouched
     assert (blob.stat().st_ino, blob.stat().st_mtime_ns) == before
-    client.download(ticket, tmp_path / "c", force_download=True)
+    client.download(ticket, tmp_path / "c", force_download=True, format="dense")
     assert (blob.stat().st_ino, blob.stat().st_mtime_ns) != before  # written afresh
     assert blob.read_bytes() == (tmp_path / "t" / "mask.safetensors").read_bytes()
 
@@ -72,8 +72,8 @@ def test_cache_ls_verify_rm_prune(client: Client, tmp_path: Path) -> None:
     runner = CliRunner()
     first = _push(client, tmp_path / "t1", title="the first of two")
     second = _push(client, tmp_path / "t2", mask_seed=1)
-    client.download(first, tmp_path / "a")
-    client.download(second, tmp_path / "b")
+    client.download(first, tmp_path / "a", format="dense")
+    client.download(second, tmp_path / "b", format="dense")
 
     listed = runner.invoke(app, ["cache", "ls"])
     assert listed.exit_code == 0, listed.output

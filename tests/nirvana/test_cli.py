@@ -196,9 +196,9 @@ def test_verify_again_queues_a_cancelled_ticket_once_more_on_its_own_task(live_a
     from nirvana import Client
 
     with Client(url=live_api.url, token=live_api.token, home=tmp_path / "c") as client:
-        client.cancel(client.latest_verification(ticket_id)["id"])
+        client.cancel(client.latest_verification(ticket_id).id)
         again = CliRunner().invoke(app, ["verify", ticket_id, "--again"], env=env)
         assert again.exit_code == 0, again.output
         assert "queued on digits" in again.stdout
-        states = [v["state"] for v in client.ticket(ticket_id)["verifications"]]
+        states = [v.state.value for v in client.ticket(ticket_id).verifications]
     assert sorted(states) == ["cancelled", "queued"]

@@ -174,10 +174,15 @@ def test_an_unknown_dataset_names_the_known_ones(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "fashion-mnist, mnist, cifar10" in result.stderr
 
 
+@pytest.fixture
+def no_task_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty data directory, set before the server (in this process) reads its settings."""
+    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "empty"))
+
+
 def test_a_missing_task_names_the_command_on_the_pages_and_in_errors(
-    live_api: LiveApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    no_task_data: None, live_api: LiveApi, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path / "empty"))  # the server runs in this process
     page = httpx.get(f"{live_api.url}/", timeout=30).text
     assert "nirvana data fetch cifar10" in page and "nirvana data fetch mnist" in page
     folder = tmp_path / "t"
@@ -192,7 +197,7 @@ def test_a_missing_task_names_the_command_on_the_pages_and_in_errors(
     with Client(live_api.url, token=verifier, home=tmp_path / "h") as client:
         ticket = client.push(folder)
         with pytest.raises(NirvanaError) as caught:
-            client.verify_on(ticket.id, task="mnist")
+            client.verify_on(ticket.id, task="mnist", recipe={"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "steps": 10})
     assert "nirvana data fetch mnist" in caught.value.detail
     with pytest.raises(TaskUnavailableError) as local:
         load_task("cifar10")  # what `nirvana find` and a worker meet

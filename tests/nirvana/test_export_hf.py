@@ -90,5 +90,3 @@ def test_export_hf_of_an_unverified_ticket_without_parent_or_namespace(live_api:
     assert result.exit_code == 0, result.output
     card = huggingface_hub.ModelCard.load(out / "README.md")
     assert "base_model" not in card.data.to_dict() and "Not verified yet" in card.text
-    nothing = CliRunner().invoke(app, ["export", ticket, "--to", str(tmp_path / "x"), "--url", live_api.url])
-    assert nothing.exit_code == 2 and "--hf" in nothing.stderr
