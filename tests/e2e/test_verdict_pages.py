@@ -28,10 +28,11 @@ def test_worker_verdict_with_two_replicates_in_the_browser(fresh_database_url: s
     env = service_env(fresh_database_url, tmp_path / "blobs", NIRVANA_POLL_SECONDS="0.5",
                       NIRVANA_HEARTBEAT_SECONDS="0.5", NIRVANA_VERIFY_REPLICATES="2", NIRVANA_THREADS="1")  # fmt: skip
     with ExitStack() as stack:
-        url = stack.enter_context(uvicorn_server(env, tmp_path / "api.log"))
+        # A generous start: the server imports torch, and the test machine may be busy.
+        url = stack.enter_context(uvicorn_server(env, tmp_path / "api.log", health_timeout=180))
         headers = {"Authorization": f"Bearer {token}"}
         response = httpx.post(f"{url}/api/v1/tickets", files=make_ticket(density=0.5, steps=60, claimed=0.5).multipart(),
-                              headers=headers)  # fmt: skip
+                              headers=headers, timeout=120)  # fmt: skip
         assert response.status_code == 201, response.text
         ticket = response.json()
         queued = dump_dom(f"{url}/tickets/{ticket['id']}")
