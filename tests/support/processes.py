@@ -47,13 +47,13 @@ def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 
 @contextmanager
-def uvicorn_server(env: dict[str, str], log: Path) -> Iterator[str]:
+def uvicorn_server(env: dict[str, str], log: Path, health_timeout: float = 30) -> Iterator[str]:
     """A real uvicorn serving ``api.main:app_from_env`` on a free port; yields its URL."""
     port = free_port()
     args = ["-m", "uvicorn", "api.main:app_from_env", "--factory", "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers"]
     with running(args, env, log) as process:
         url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, process, log)
+        wait_until_healthy(url, process, log, timeout=health_timeout)
         yield url
 
 
