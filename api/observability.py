@@ -144,7 +144,7 @@ def _route_of(scope: Scope) -> str:
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=True)
+@router.get("/metrics", response_class=Response, include_in_schema=False)
 def metrics(request: Request, session: SessionDep) -> Response:
     """This process's metrics in Prometheus' text format: requests by route and status,
     latency histograms, requests in flight, the database pool, verifications by state

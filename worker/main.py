@@ -292,7 +292,8 @@ def _write_while_leased(lease: Lease, claim: queue.Claim, write: Callable[[], T]
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(_transient),
-        wait=tenacity.wait_exponential_jitter(initial=0.2, max=5.0),
+        # Exponential from 0.2 s up to 5 s, plus jitter (APIs every tenacity release has).
+        wait=tenacity.wait_exponential(multiplier=0.2, max=5.0) + tenacity.wait_random(0, 0.2),
         stop=tenacity.stop_before_delay(max(0.0, lease.left())),
         before_sleep=before_sleep,
         reraise=True,

@@ -17,7 +17,7 @@ from api.submissions import submit_ticket, validate_upload
 from api.tickets import TicketRef, ticket_or_404
 from db.models.tickets import Ticket
 from db.repositories.tickets import SORTS, VERDICT_FILTERS, InvalidCursorError, TicketFilters, list_tickets
-from nirvana.lottery.data.tasks import get_task
+from nirvana.lottery.data.tasks import get_task, list_tasks
 from nirvana.lottery.models.architectures import build_model
 
 router = APIRouter(tags=["tickets"])
@@ -67,7 +67,12 @@ def read_tickets(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
-    task: FilterText = None,
+    # The tasks are a fixed registry, so the schema lists them; architecture names are
+    # parametric (lenet_<widths>): an unknown one is a 422 the schema cannot foresee.
+    task: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, pattern=r"^[^\x00]+$", json_schema_extra={"enum": [t.name for t in list_tasks()]}),
+    ] = None,
     arch: FilterText = None,
     tag: FilterText = None,
     min_sparsity: Annotated[float | None, Query(ge=0, le=1)] = None,

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from db.repositories.tickets import SORTS
+from nirvana.lottery.data.tasks import list_tasks
+
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
@@ -52,8 +55,9 @@ def test_route_specific_problems_are_declared(schema: dict[str, Any], method: st
 
 def test_the_schema_refuses_what_the_server_refuses(schema: dict[str, Any], client: TestClient) -> None:
     params = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/tickets"]["get"]["parameters"]}
-    assert params["task"]["minLength"] == 1 and params["tag"]["minLength"] == 1
-    assert params["sort"]["enum"] == ["-sparsity", "-accuracy", "-created"]
+    assert params["task"]["enum"] == [t.name for t in list_tasks()] and params["task"]["minLength"] == 1
+    assert params["tag"]["minLength"] == 1
+    assert params["sort"]["enum"] == list(SORTS)
     assert "anyOf" not in params["min_sparsity"]  # a query string cannot carry null
     ref = schema["paths"]["/api/v1/tickets/{ref}"]["get"]["parameters"][0]["schema"]
     pattern = re.compile(ref["pattern"])

@@ -62,7 +62,8 @@ def test_whoever_queued_a_transfer_and_the_uploader_may_cancel_it_but_no_one_els
     client: TestClient, auth: dict[str, str], db_session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_idx_set(tmp_path / "mnist", n_train=20, n_test=10)
-    monkeypatch.setenv("NIRVANA_DATA_DIR", str(tmp_path))
+    settings = client.app.state.settings.model_copy(update={"data_dir": tmp_path})  # type: ignore[attr-defined]
+    monkeypatch.setattr(client.app.state, "settings", settings)  # type: ignore[attr-defined]
     ticket = _upload(client, auth, architecture="lenet_32_16", task="fashion-mnist")
     carol = _bearer(db_session, "carol", "read", "verify")  # a verify token may cancel what it queued
     bob = _bearer(db_session, "bob", "read", "write", "verify")

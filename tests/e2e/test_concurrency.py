@@ -41,7 +41,10 @@ def seeded(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[str, list[
     """A real uvicorn with a 4-connection pool and three tickets; yields (url, tickets)."""
     env = service_env(
         fresh_database_url, tmp_path / "blobs",
-        NIRVANA_DB_POOL_SIZE="4", NIRVANA_MAX_IN_FLIGHT="1000",
+        # A pool timeout long enough that every request may wait its turn: the test is
+        # about the stall (a request waiting on a thread that waits on it), not the 503
+        # that a short timeout (the default, 1 s) answers when the pool stays exhausted.
+        NIRVANA_DB_POOL_SIZE="4", NIRVANA_MAX_IN_FLIGHT="1000", NIRVANA_DB_POOL_TIMEOUT="30",
         NIRVANA_RATE_LIMIT_API_PER_MINUTE="0", NIRVANA_RATE_LIMIT_DOWNLOADS_PER_MINUTE="0",
     )  # fmt: skip
     auth = {"Authorization": f"Bearer {_token(fresh_database_url)}"}

@@ -41,8 +41,9 @@ def test_worker_verdict_with_two_replicates_in_the_browser(fresh_database_url: s
         with httpx.Client(base_url=url, timeout=30) as http:
             with Client(url=url, token=token) as client:
                 done = client.wait(ticket["id"], timeout=600, progress=False)
-            assert done["state"] == "succeeded", (tmp_path / "worker.log").read_text()
-            result = done["result"]
+            assert done.state.value == "succeeded", (tmp_path / "worker.log").read_text()
+            result = done.result
+            assert result is not None
             assert result["schema"] == 2 and result["replicates"] == 2 and not result["single_replicate"]
             assert all(result["arms"][arm]["test_accuracy"]["n"] == 2 for arm in result["arms"])
             assert result["instability"] is not None and result["reasons"]

@@ -78,8 +78,8 @@ def test_a_newer_server_s_extra_fields_are_kept_not_refused() -> None:
     summary = {
         "id": "a" * 64, "short_id": "a" * 12, "architecture": "lenet_16", "task": "digits",
         "init": {"scheme": "kaiming_normal", "seed": 0, "rewind_step": 0}, "claimed": {"test_accuracy": 0.9},
-        "density": 0.5, "sparsity": 0.5, "remaining": 10, "prunable": 20, "verdict": "winning",
+        "density": 0.5, "sparsity": 0.5, "remaining": 10, "prunable": 20, "badge": "gold",
     }  # fmt: skip
     ticket = TicketInfo.model_validate(summary)
-    assert ticket.model_extra == {"verdict": "winning"}
+    assert ticket.model_extra == {"badge": "gold"}
     assert TicketInfo.model_validate(ticket.model_dump(mode="json")) == ticket

@@ -79,7 +79,7 @@ def test_client_load_imports_nothing_of_the_service(live_api: LiveApi, tmp_path:
     code = f"""
         import json
         from nirvana import Client
-        model, mask = Client(url={live_api.url!r}, home={str(tmp_path / "other")!r}).load({ticket["id"]!r})
+        model, mask = Client(url={live_api.url!r}, home={str(tmp_path / "other")!r}).load({ticket.id!r})
         assert mask and all(m.dtype.is_floating_point is False for m in mask.values())
     """
     done = python(textwrap.dedent(code) + textwrap.dedent(REPORT_SERVICE_MODULES), library_only=True)

@@ -82,7 +82,10 @@ class Cluster:
         main = self.postmaster()
         self.frozen = [main, *main.children(recursive=True)]
         for process in self.frozen:
-            process.send_signal(signal.SIGSTOP)
+            try:
+                process.send_signal(signal.SIGSTOP)
+            except psutil.NoSuchProcess:
+                pass  # a backend that ended between the listing and the signal needs no freezing
 
     def thaw(self) -> None:
         for process in self.frozen:

@@ -165,8 +165,9 @@ def test_a_result_whose_lease_lapsed_during_the_outage_is_not_written(
     # The lapsed job is reaped and run again; only the second run's result is written.
     _until(lambda: stack.job(vid).finished, 60, "the job to run again and finish")
     job = stack.job(vid)
+    # Attempt 2 is the rerun: the first result was never written. (Both runs may share
+    # one process: the worker keeps its training child warm across jobs.)
     assert (job.state, job.attempts) == ("succeeded", 2)
-    assert stack.children(vid) == 2
 
 
 def test_a_dead_workers_job_is_reaped_while_every_worker_is_busy(on_shared_server: Stack) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -85,7 +86,12 @@ def welch_greater(a: Sequence[float], b: Sequence[float]) -> float:
 
     if statistics.variance(a) == 0 and statistics.variance(b) == 0:
         return 0.0 if statistics.fmean(a) > statistics.fmean(b) else 1.0
-    return float(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    with warnings.catch_warnings():
+        # Nearly tied samples (a spread of float rounding only) make scipy warn of
+        # "catastrophic cancellation"; its p-value is still the right answer there.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    return p if math.isfinite(p) else (0.0 if statistics.fmean(a) > statistics.fmean(b) else 1.0)
 
 
 def _pct(x: float) -> str:
