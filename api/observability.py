@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import SessionDep
-from db.models.verifications import VerificationState
+from nirvana.states import VerificationState
 from db.repositories.verifications import DurationHistogram, count_by_state, duration_histogram
 
 access_log = logging.getLogger("nirvana.access")

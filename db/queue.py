@@ -23,7 +23,8 @@ from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from db.models.tickets import Ticket
-from db.models.verifications import Verification, VerificationState
+from db.models.verifications import Verification
+from nirvana.states import VerificationState
 from db.results import dense_accuracy_of, ticket_accuracy_of, verdict_of
 
 _FINAL = (VerificationState.SUCCEEDED, VerificationState.FAILED, VerificationState.CANCELLED)

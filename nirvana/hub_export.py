@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from nirvana.client import Client
-from nirvana.hub_types import TicketInfo, VerificationInfo, VerificationState
+from nirvana.hub_types import TicketInfo, VerificationInfo
+from nirvana.states import VerificationState
 from nirvana.lottery.tickets.citation import TicketCitation
 
 #: Hub dataset ids of the tasks that have one (the Hub's card metadata names datasets so).

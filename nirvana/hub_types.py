@@ -11,28 +11,15 @@ gives the JSON back. ``tests/nirvana/test_hub_types.py`` parses a real server's 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nirvana.states import VerificationState
+
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class VerificationState(str, enum.Enum):
-    """Where a verification is; the last three are final."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (VerificationState.SUCCEEDED, VerificationState.FAILED, VerificationState.CANCELLED)
 
 
 class InitInfo(_Answer):

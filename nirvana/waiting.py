@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 
 from nirvana.errors import WaitTimeoutError
-from nirvana.hub_types import VerificationInfo, VerificationState
+from nirvana.hub_types import VerificationInfo
+from nirvana.states import VerificationState
 from nirvana.progress import percent_bar
 
 

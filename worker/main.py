@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
 from db.models.tickets import Ticket
-from db.models.verifications import VerificationState
+from nirvana.states import VerificationState
 from db.notifications import QueueListener
 from db.session import engine_from_settings, make_sessionmaker, unit_of_work
 from worker.child import DEFAULT_ENTRY, Outcome, WarmChild, describe_exit

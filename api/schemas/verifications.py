@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from db.models.verifications import VerificationState
+from nirvana.states import VerificationState
 from nirvana.lottery.training.recipes import Recipe
 
 

@@ -7,7 +7,6 @@ see ``db/queue.py`` and ``docs/verification.md``.
 
 from __future__ import annotations
 
-import enum
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -17,21 +16,10 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, CreatedAt, Sha256, Timestamp, UUIDPrimaryKey
+from nirvana.states import VerificationState
 
 if TYPE_CHECKING:
     from db.models.tickets import Ticket
-
-
-class VerificationState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (VerificationState.SUCCEEDED, VerificationState.FAILED, VerificationState.CANCELLED)
 
 
 _STATES = ", ".join(f"'{s.value}'" for s in VerificationState)

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models.tickets import Ticket
-from db.models.verifications import Verification, VerificationState
+from db.models.verifications import Verification
+from nirvana.states import VerificationState
 
 #: States that keep a ticket's own task from being verified again: pending or done.
 _BLOCKING = (VerificationState.QUEUED, VerificationState.RUNNING, VerificationState.SUCCEEDED)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nirvana.commands._common import EXIT_ERROR, TokenOption, UrlOption, fail, make_client, reports_errors
-from nirvana.hub_types import VerificationInfo, VerificationState
+from nirvana.hub_types import VerificationInfo
+from nirvana.states import VerificationState
 
 if TYPE_CHECKING:
     from nirvana.client import Client

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.deps import get_settings
 from api.schemas.verifications import VerificationRead
-from db.models.verifications import VerificationState
+from nirvana.states import VerificationState
 
 from tests.support.datasets import write_idx_set
 from tests.support.tickets import make_ticket

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from db import queue
 from db.blobs import LocalBlobStorage
 from db.models.tickets import Ticket
-from db.models.verifications import Verification, VerificationState
+from db.models.verifications import Verification
+from nirvana.states import VerificationState
 from db.notifications import QueueListener, wait_for_work
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from tests.factories.tickets import store_queued

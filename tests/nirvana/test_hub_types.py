@@ -12,7 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from nirvana import Client
-from nirvana.hub_types import ArchitectureInfo, TaskInfo, TicketInfo, VerificationInfo, VerificationState
+from nirvana.hub_types import ArchitectureInfo, TaskInfo, TicketInfo, VerificationInfo
+from nirvana.states import VerificationState
 from tests.nirvana.conftest import LiveApi
 from tests.support.tickets import make_ticket
 
