@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nirvana.lottery.data.tasks import get_task, load_task  # noqa: E402
 from nirvana.lottery.models.architectures import build_model  # noqa: E402
-from nirvana.lottery.pruning.imp import find_ticket  # noqa: E402
+from nirvana.lottery.pruning.config import SearchConfig  # noqa: E402
+from nirvana.lottery.pruning.imp import search_ticket  # noqa: E402
 from nirvana.lottery.pruning.masks import random_mask_like  # noqa: E402
 from nirvana.lottery.training.loop import train  # noqa: E402
 from nirvana.lottery.verification.protocol import verify_ticket  # noqa: E402
@@ -48,7 +49,9 @@ def main() -> None:
     spec, data = get_task("fashion-mnist"), load_task("fashion-mnist")
     recipe = spec.default_recipe.model_copy(update={"steps": args.steps})
     start = time.perf_counter()
-    levels = find_ticket(ARCH, data, spec, recipe, levels=4, rate=1 - 0.05 ** 0.25, scheme=SCHEME, seed=0)
+    rate = 1 - 0.05 ** 0.25  # four levels to 5% of the weights, every layer alike
+    search = SearchConfig(architecture=ARCH, recipe=recipe, levels=4, rate=rate, output_rate=rate, scheme=SCHEME, seed=0)
+    levels = search_ticket(search, data)
     print(f"IMP: {[f'{lv.density:.1%}: {lv.test_accuracy:.2%}' for lv in levels]} "
           f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)  # fmt: skip
     five = levels[4]
