@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,9 +31,8 @@ import pydantic
 from nirvana import paths
 from nirvana.cache import BlobCache
 from nirvana.hub_types import ArchitectureInfo, TaskInfo, TicketInfo, VerificationInfo
-from nirvana.decoding import fetch_compact, supports_compact
-from nirvana.loading import build_pruned_model, is_uuid, manifest_of, relative_link, tensor_bytes
-from nirvana.progress import bytes_bar
+from nirvana.downloads import TicketDownloads
+from nirvana.loading import is_uuid, tensor_bytes
 from nirvana.transport import RetryingTransport, idempotent_write
 from nirvana.waiting import poll_until_finished
 from nirvana.errors import (
@@ -66,7 +64,7 @@ def _parse(model: type[_T], body: Any) -> _T:
         raise NirvanaError(f"the server's answer is not a {model.__name__}: {exc}", code="bad_response") from None
 
 
-class Client:
+class Client(TicketDownloads):
     """A connection to one Nirvana server.
 
     Args:
@@ -372,106 +370,3 @@ class Client:
         if not verifications:
             raise NirvanaError(f"ticket {ticket_id} has no verification", code="no_verification")
         return max(verifications, key=lambda v: str(v.created_at or ""))
-
-    # --- downloads --------------------------------------------------------------
-
-    def download(
-        self,
-        id: str,
-        out_dir: str | Path | None = None,
-        *,
-        progress: bool = False,
-        force_download: bool = False,
-        format: str = "compact",
-    ) -> Path:
-        """Write ``ticket.json``, ``mask.safetensors`` and ``init.safetensors`` of a
-        ticket into a folder that ``push`` and ``TicketFolder.read`` accept.
-
-        Args:
-            id: the full id or a unique prefix of at least 12 characters.
-            out_dir: the folder (created if needed; default ``./<short id>``).
-            progress: show download progress on stderr.
-            force_download: fetch the files again even when the cache holds them.
-            format: ``"compact"`` fetches the packed mask and the kept init (or
-                regenerates a seed's init) and rebuilds the dense files, digest-checked
-                (:mod:`nirvana.decoding`); ``"dense"`` fetches the dense files.
-
-        Returns:
-            The folder.
-
-        Raises:
-            TicketNotFoundError, DigestMismatchError, OfflineError (offline and not
-            cached), ServerUnreachableError.
-        """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=progress, force=force_download, format=format, exact=True)
-        out = Path(out_dir) if out_dir is not None else Path.cwd() / ticket.short_id
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ticket.json").write_text(json.dumps(manifest_of(ticket.model_dump(mode="json")), indent=2) + "\n")
-        shutil.copyfile(mask_path, out / "mask.safetensors")
-        shutil.copyfile(init_path, out / "init.safetensors")
-        return out
-
-    def load(
-        self, id: str, *, device: str = "cpu", force_download: bool = False, format: str = "compact"
-    ) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-        """The ticket as a PyTorch model, in one call.
-
-        Downloads (or reads from the cache) the mask and init, builds the architecture
-        for the ticket's task, loads the init weights, and prunes every masked
-        parameter with ``torch.nn.utils.prune.custom_from_mask``, so the mask stays
-        applied while you train. Files are read with safetensors, never ``torch.load``.
-
-        Args:
-            id: the full id or a unique prefix of at least 12 characters.
-            device: where to put the model and the mask.
-            force_download: fetch the files again even when the cache holds them.
-            format: as in :meth:`download`; compact loads may give pruned weights
-                as zeros (the masked model is the same either way).
-
-        Returns:
-            ``(model, mask)``; ``mask`` maps parameter names to BOOL tensors.
-
-        Raises:
-            As :meth:`download`; ``lottery`` errors if the files do not fit the
-            architecture.
-        """
-        ticket, mask_path, init_path = self._fetch_all(id, progress=False, force=force_download, format=format, exact=False)
-        return build_pruned_model(ticket.model_dump(mode="json"), mask_path, init_path, device=device)
-
-    def _fetch_all(
-        self, id: str, *, progress: bool, force: bool = False, format: str = "dense", exact: bool = True
-    ) -> tuple[TicketInfo, Path, Path]:
-        if format not in ("compact", "dense"):
-            raise ValueError(f"format must be 'compact' or 'dense', not {format!r}")
-        ticket = self.ticket(id)
-        answer = ticket.model_dump(mode="json")
-        if format == "compact" and supports_compact(answer):
-            mask_path, init_path = fetch_compact(
-                self.cache, answer, lambda kind, link: self._fetch(ticket, kind, link, progress=progress, force=force),
-                exact=exact,
-            )  # fmt: skip
-            return ticket, mask_path, init_path
-        found = [
-            self._fetch(ticket, kind, self._dense_link(ticket, kind), progress=progress, force=force)
-            for kind in ("mask", "init")
-        ]
-        return ticket, found[0], found[1]
-
-    @staticmethod
-    def _dense_link(ticket: TicketInfo, kind: str) -> str:
-        link = getattr(ticket.links, kind) if ticket.links is not None else None
-        return str(link) if link else f"/api/v1/tickets/{ticket.id}/{kind}"
-
-    def _fetch(self, ticket: TicketInfo, kind: str, link: str, *, progress: bool, force: bool = False) -> Path:
-        """The verified cached file behind ``link``, remembered as ``kind`` in the ref."""
-        bar = bytes_bar(f"{ticket.short_id} {kind}") if progress and not self.offline else None
-        try:
-            return self.cache.fetch(
-                self._http, relative_link(link), ticket_id=ticket.id, kind=kind, offline=self.offline,
-                force=force, on_bytes=bar.update_to if bar is not None else None,
-            )  # fmt: skip
-        except httpx.TransportError as exc:
-            raise ServerUnreachableError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
-        finally:
-            if bar is not None:
-                bar.close()

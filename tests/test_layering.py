@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE = {"api", "db", "worker", "service", "fastapi", "starlette", "sqlalchemy", "psycopg", "alembic", "uvicorn", "pgserver", "pydantic_settings"}
 CLIENT_SIDE = {"nirvana.client", "nirvana.cli", "nirvana.commands", "nirvana.cache", "nirvana.transport", "nirvana.waiting", "nirvana.loading", "nirvana.errors", "nirvana.progress", "nirvana.paths",
-               "nirvana.hub_types", "nirvana.hub_export", "nirvana.cache_admin", "nirvana.datasets"}
+               "nirvana.hub_types", "nirvana.hub_export", "nirvana.downloads", "nirvana.decoding", "nirvana.cache_admin", "nirvana.datasets"}
 
 # package folder -> module prefixes it must not import
 FORBIDDEN: dict[str, set[str]] = {
@@ -130,7 +130,10 @@ def test_sql_statements_live_in_their_tables_homes() -> None:
 
 
 # The client side of the library: what ``import nirvana`` and ``Client`` load.
-CLIENT_MODULES = ("__init__", "client", "cache", "transport", "loading", "waiting", "errors", "paths", "progress")
+CLIENT_MODULES = (
+    "__init__", "client", "downloads", "decoding", "hub_types", "states", "cache", "transport", "loading", "waiting",
+    "errors", "paths", "progress",
+)
 
 
 def _module_level_imports(path: Path) -> set[str]:
