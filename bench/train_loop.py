@@ -61,7 +61,10 @@ class Case:
     source: str
 
 
-def random_data(spec: TaskSpec, n_train: int, n_test: int, device: str) -> TaskData:
+def random_data(spec: TaskSpec, n_train: int, n_test: int, device: str, n_val: int = 0) -> TaskData:
+    """Random inputs and labels shaped like ``spec``'s, from a fixed seed (the benches
+    time training, so the data need not mean anything); ``n_val`` validation examples,
+    drawn after the rest, for loops that early-stop."""
     g = torch.Generator().manual_seed(0)
     return TaskData(
         spec=spec,
@@ -70,8 +73,8 @@ def random_data(spec: TaskSpec, n_train: int, n_test: int, device: str) -> TaskD
         x_test=torch.rand(n_test, *spec.input_shape, generator=g).to(device),
         y_test=torch.randint(0, spec.num_classes, (n_test,), generator=g).to(device),
         fingerprint="random",
-        x_val=torch.zeros(0, *spec.input_shape).to(device),
-        y_val=torch.zeros(0, dtype=torch.int64).to(device),
+        x_val=torch.rand(n_val, *spec.input_shape, generator=g).to(device),
+        y_val=torch.randint(0, spec.num_classes, (n_val,), generator=g).to(device),
     )
 
 

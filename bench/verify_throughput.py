@@ -46,6 +46,7 @@ from nirvana.lottery.training.execution import (  # noqa: E402
 )
 from nirvana.lottery.training.loop import train  # noqa: E402
 from nirvana.lottery.training.recipes import Recipe  # noqa: E402
+from train_loop import random_data  # noqa: E402  (bench/ is sys.path[0] when run)
 
 MODELS = ("lenet_300_100", "conv4", "resnet20")
 print = functools.partial(print, flush=True)  # noqa: A001  # progress shows while a slow case runs
@@ -61,29 +62,15 @@ class Case:
     source: str
 
 
-def random_data(spec: TaskSpec, n_train: int, n_test: int, device: str) -> TaskData:
-    g = torch.Generator().manual_seed(0)
-    return TaskData(
-        spec=spec,
-        x_train=torch.rand(n_train, *spec.input_shape, generator=g).to(device),
-        y_train=torch.randint(0, spec.num_classes, (n_train,), generator=g).to(device),
-        x_test=torch.rand(n_test, *spec.input_shape, generator=g).to(device),
-        y_test=torch.randint(0, spec.num_classes, (n_test,), generator=g).to(device),
-        fingerprint="random",
-        x_val=torch.rand(n_test, *spec.input_shape, generator=g).to(device),
-        y_val=torch.randint(0, spec.num_classes, (n_test,), generator=g).to(device),
-    )
-
-
 def make_case(arch: str, args: argparse.Namespace) -> Case:
     if arch.startswith("lenet"):
         spec = get_task("fashion-mnist")
         recipe = Recipe(optimizer="adam", lr=1.2e-3, batch_size=60, steps=args.lenet_steps)
         if is_available("fashion-mnist"):
             return Case(arch, spec, load_task("fashion-mnist", device=args.device), recipe, "fashion-mnist")
-        return Case(arch, spec, random_data(spec, 60_000, 10_000, args.device), recipe, "random 1x28x28")
+        return Case(arch, spec, random_data(spec, 60_000, 10_000, args.device, n_val=10_000), recipe, "random 1x28x28")
     spec = get_task("cifar10")
-    data = random_data(spec, CIFAR_TRAIN, CIFAR_TEST, args.device)
+    data = random_data(spec, CIFAR_TRAIN, CIFAR_TEST, args.device, n_val=CIFAR_TEST)
     if arch == "conv4":
         recipe = Recipe(optimizer="adam", lr=3e-4, batch_size=60, steps=args.conv_steps)
     else:
