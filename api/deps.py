@@ -3,7 +3,7 @@ the caller's token."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 import anyio.to_thread
@@ -69,12 +69,15 @@ SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nirvana"'}
 
 
-def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
+async def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
     """The caller's token; None when the request sends no ``Authorization``. A header
     that is malformed or names an unknown or revoked token is 401 ``invalid_token`` on
     every route, reads included (the routers declare this dependency), so a made-up
     token is never a way around the rate limits. A token that authenticates is
-    remembered, and the rate limits count its requests by token from then on."""
+    remembered, and the rate limits count its requests by token from then on.
+
+    Async, so an anonymous request (most reads) costs no trip to a worker thread; a
+    token is looked up in one."""
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -82,7 +85,8 @@ def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
     if secret is None:
         raise ProblemError(401, "invalid_token", "the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE)
     # Reads write nothing, not even when a token was last used.
-    token = authenticate(session, secret, record_use=request.method not in ("GET", "HEAD", "OPTIONS"))
+    record_use = request.method not in SAFE_METHODS
+    token = await anyio.to_thread.run_sync(lambda: authenticate(session, secret, record_use=record_use))
     if token is None:
         raise ProblemError(401, "invalid_token", "the token is unknown or revoked", headers=_CHALLENGE)
     callers: CallerIdentity = request.app.state.callers
@@ -93,11 +97,12 @@ def get_caller(request: Request, session: SessionDep) -> ApiToken | None:
 CallerDep = Annotated[ApiToken | None, Depends(get_caller)]
 
 
-def require_scope(scope: str, *alternatives: str) -> Callable[[ApiToken | None], ApiToken]:
+def require_scope(scope: str, *alternatives: str) -> Callable[[ApiToken | None], Awaitable[ApiToken]]:
     """A dependency that returns the caller's token if it carries ``scope`` (or one of
-    the ``alternatives``; the route then checks which one it needs)."""
+    the ``alternatives``; the route then checks which one it needs). Async: it does no
+    I/O, so it needs no worker thread."""
 
-    def dependency(caller: CallerDep) -> ApiToken:
+    async def dependency(caller: CallerDep) -> ApiToken:
         if caller is None:
             raise ProblemError(401, "unauthorized", "this request needs 'Authorization: Bearer <token>'", headers=_CHALLENGE)
         if not any(caller.allows(s) for s in (scope, *alternatives)):
