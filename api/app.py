@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,9 +22,10 @@ from api.observability import Metrics, ObservabilityMiddleware
 from api.observability import router as metrics_router
 from api.ratelimit import RateLimitMiddleware
 from api.ratestores import make_store
+from api.readcache import ChangeListener, ReadCache, ReadCacheMiddleware
 from api.pages import routes as pages
 from api.routes import architectures, downloads, health, tasks, tickets, verifications
-from api.routes.downloads import DigestCache
+from api.routes.downloads import BlobMemory, DigestCache
 from api.settings import ApiSettings
 from api.tickets import TicketCounts
 from db.blobs import make_storage
@@ -39,6 +41,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     lifespan and kept on ``app.state``; nothing is read from the environment here."""
 
     rate_limits = make_store(settings)
+    read_cache = ReadCache(settings.read_cache_mb * 1024 * 1024) if settings.read_cache_mb > 0 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,13 +56,26 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.storage = make_storage(settings.blob_config)
         app.state.validation_limiter = anyio.CapacityLimiter(settings.validation_threads)
         app.state.digest_cache = DigestCache()
+        app.state.blob_memory = BlobMemory(settings.blob_memory_mb * 1024 * 1024)
         app.state.ticket_counts = TicketCounts()
         monitor = DatabaseMonitor(engine, probe_timeout=settings.db_probe_timeout)
         if settings.db_probe_timeout > 0:
             monitor.start()
+        listener = None
+        if read_cache is not None:
+            read_cache.database_reachable = lambda: monitor.available
+            listener = ChangeListener(settings.database_url, read_cache)
+            listener.start()
+        # What startup built (torch, the app, the registries) lives as long as the
+        # process: out of the collector's sight, a full collection no longer walks it
+        # and stops every request for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            if listener is not None:
+                listener.stop()
             monitor.stop()
             await rate_limits.close()
             engine.dispose()
@@ -76,6 +92,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.callers = CallerIdentity(settings.trusted_proxies)
     install_error_handlers(app)
     install_outage_handlers(app)
+    if read_cache is not None:
+        # Innermost: the limits, the in-flight bound and the metrics count a cached
+        # answer like any other.
+        app.state.read_cache = read_cache
+        app.add_middleware(ReadCacheMiddleware, cache=read_cache)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: a refused request costs no body read and no query.
     app.add_middleware(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import ip_network
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from api.callers import ProxyNetwork
@@ -50,6 +50,12 @@ class ApiSettings(StorageSettings):
     accel_redirect_prefix: str | None = None
     # Downloads redirected (307) to this URL plus the blob's key: a bucket or a CDN.
     blob_url_base: str | None = None
+    # Memory for answers to anonymous reads, kept until the database changes
+    # (``api.readcache``); 0: every read runs its query.
+    read_cache_mb: int = Field(default=64, ge=0)
+    # Memory for mask and init files (immutable, so never stale), each file at most an
+    # eighth of it; 0: every download reads storage.
+    blob_memory_mb: int = Field(default=256, ge=0)
     # Where clients reach this server (https://nirvana.example); absolute links in
     # responses start with it. Unset: links are relative, never built from ``Host``.
     public_url: str | None = None

@@ -4,6 +4,7 @@ inside a transaction that is rolled back, so tests never see each other's rows."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import Engine
@@ -53,16 +54,32 @@ def db_session(engine: Engine) -> Iterator[Session]:
             outer.rollback()
 
 
-@pytest.fixture
-def fresh_database_url(pg_server_url: str) -> Iterator[str]:
-    """A migrated database of the test's own, for tests whose processes must see each
-    other's commits (workers, uvicorn)."""
+@contextmanager
+def _migrated_database(pg_server_url: str) -> Iterator[str]:
     url = postgres.create_database(pg_server_url, "nirvana_fresh")
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    yield url
-    postgres.drop_database(pg_server_url, url)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(pg_server_url, url)
+
+
+@pytest.fixture
+def fresh_database_url(pg_server_url: str) -> Iterator[str]:
+    """A migrated database of the test's own, for tests whose processes must see each
+    other's commits (workers, uvicorn)."""
+    with _migrated_database(pg_server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(pg_server_url: str) -> Iterator[str]:
+    """``fresh_database_url`` shared by one module's tests: for a server they all talk
+    to, each test asserting only what its own requests did."""
+    with _migrated_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,11 @@ def blob_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(database_url: str, db_session: Session, blob_dir: Path) -> Iterator[TestClient]:
-    settings = ApiSettings(database_url=database_url, blob_dir=blob_dir, max_upload_bytes=2_000_000, max_steps=5_000)
+    # No read cache: the writes of these tests are never committed, so the database
+    # never announces them (tests/e2e/test_read_cache.py tests the cache).
+    settings = ApiSettings(
+        database_url=database_url, blob_dir=blob_dir, max_upload_bytes=2_000_000, max_steps=5_000, read_cache_mb=0
+    )
     app = create_app(settings)
 
     def session_override() -> Iterator[Session]:

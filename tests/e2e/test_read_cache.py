@@ -1,0 +1,120 @@
+"""The read cache on a real uvicorn and a real database: anonymous reads are answered
+from memory until anything public changes, whoever changes it, and nothing private,
+failed or unchecked is ever answered from it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from db.session import make_engine, make_sessionmaker, unit_of_work
+from db.tokens import create_token
+from tests.support.processes import service_env, uvicorn_server
+from tests.support.tickets import make_ticket
+
+pytestmark = pytest.mark.e2e
+
+# A notification crosses PostgreSQL and a thread: milliseconds, given a generous bound.
+NOTICE_SECONDS = 20.0
+
+
+@dataclass
+class Service:
+    url: str
+    database_url: str
+    auth: dict[str, str]
+    ticket: dict[str, object]
+
+
+@pytest.fixture(scope="module")
+def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One server for the module; each test checks only what its own requests did."""
+    tmp_path = tmp_path_factory.mktemp("read-cache")
+    engine = make_engine(module_database_url)
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            _, secret = create_token(session, user_name="cache", token_name="cache")
+    finally:
+        engine.dispose()
+    auth = {"Authorization": f"Bearer {secret}"}
+    env = service_env(module_database_url, tmp_path / "blobs", NIRVANA_RATE_LIMIT_API_PER_MINUTE="0")
+    with uvicorn_server(env, tmp_path / "api.log") as url:
+        answer = httpx.post(f"{url}/api/v1/tickets", files=make_ticket(mask_seed=1).multipart(), headers=auth, timeout=60)
+        assert answer.status_code == 201, answer.text
+        _wait_until_listening(url)
+        yield Service(url, module_database_url, auth, answer.json())
+
+
+def _wait_until_listening(url: str) -> None:
+    """The listener connects in the background; until it does, nothing is cached."""
+    deadline = time.monotonic() + NOTICE_SECONDS
+    while time.monotonic() < deadline:
+        httpx.get(f"{url}/api/v1/tasks", timeout=30)
+        if httpx.get(f"{url}/api/v1/tasks", timeout=30).headers.get("x-cache") == "hit":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the read cache never started answering")
+
+
+def test_a_repeated_anonymous_read_is_answered_from_memory(service: Service) -> None:
+    path = f"{service.url}/api/v1/tickets?task=digits&limit=5"
+    first, second = httpx.get(path, timeout=30), httpx.get(path, timeout=30)
+    assert first.status_code == second.status_code == 200
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert first.content == second.content
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]  # added per request
+
+
+def test_a_change_committed_by_someone_else_is_read_without_waiting_for_anything_else(service: Service) -> None:
+    detail = f"{service.url}/api/v1/tickets/{service.ticket['id']}"
+    httpx.get(detail, timeout=30)
+    assert httpx.get(detail, timeout=30).headers["x-cache"] == "hit"
+    # A write the API never sees (as a worker's or an operator's would be).
+    with psycopg.connect(service.database_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE tickets SET title = 'renamed elsewhere' WHERE id = %s", (service.ticket["id"],))
+    deadline = time.monotonic() + NOTICE_SECONDS
+    while httpx.get(detail, timeout=30).json()["title"] != "renamed elsewhere":
+        assert time.monotonic() < deadline, "the cache kept answering what the database no longer holds"
+        time.sleep(0.05)
+
+
+def test_a_write_through_the_api_is_read_back_at_once(service: Service) -> None:
+    listing = f"{service.url}/api/v1/tickets?task=digits"
+    httpx.get(listing, timeout=30)
+    assert httpx.get(listing, timeout=30).headers["x-cache"] == "hit"
+    created = httpx.post(f"{service.url}/api/v1/tickets", files=make_ticket(mask_seed=2).multipart(),
+                         headers=service.auth, timeout=60)  # fmt: skip
+    assert created.status_code == 201, created.text
+    # No waiting: the uploader's next read already lists it.
+    after = httpx.get(listing, timeout=30)
+    assert after.headers["x-cache"] == "miss"
+    assert created.json()["id"] in [item["id"] for item in after.json()["items"]]
+
+
+def test_requests_with_a_token_are_never_answered_from_memory(service: Service) -> None:
+    path = f"{service.url}/api/v1/tickets?limit=3"
+    httpx.get(path, timeout=30)
+    assert httpx.get(path, timeout=30).headers["x-cache"] == "hit"
+    with_token = httpx.get(path, headers=service.auth, timeout=30)
+    # Answered by the route itself (no X-Cache): the token was checked.
+    assert with_token.status_code == 200 and "x-cache" not in with_token.headers
+    made_up = httpx.get(path, headers={"Authorization": "Bearer not-a-token"}, timeout=30)
+    assert made_up.status_code == 401 and made_up.json()["code"] == "invalid_token"
+
+
+def test_errors_downloads_and_health_are_not_kept(service: Service) -> None:
+    missing = f"{service.url}/api/v1/tickets/{'0' * 64}"
+    for _ in range(2):
+        answer = httpx.get(missing, timeout=30)
+        assert answer.status_code == 404 and answer.headers.get("x-cache") != "hit"
+    links = service.ticket["links"]
+    assert isinstance(links, dict)
+    for path in (links["mask"], "/api/v1/health"):
+        for _ in range(2):
+            assert "x-cache" not in httpx.get(service.url + path, timeout=30).headers
