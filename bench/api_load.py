@@ -7,11 +7,14 @@ wrk, at 1, 10 and 50 clients:
 - the list (plain, filtered by task, the filtered list's second page) through
   ``nirvana api`` against pgbench running the very SQL the API issued for that page,
   captured from PostgreSQL's own log (``log_statement`` on a role only the capture
-  uses), not rewritten by hand;
-- a ticket's detail the same way;
+  uses), not rewritten by hand; the repeated page is answered from the API's read
+  cache (``api.readcache``), so the plain list is also measured on a second API with
+  the cache off (``NIRVANA_READ_CACHE_MB=0``), every request running its query;
+- a ticket's detail the same way (also with the cache off);
 - a conv4 mask (2.4 MB) through the API's own streaming path, and through nginx in
-  front of the API (deploy/nginx.conf, ``X-Accel-Redirect``), against Debian's nginx
-  serving the same file from disk.
+  front of the API (deploy/nginx.conf: ``X-Accel-Redirect``, and downloads by full id
+  kept in nginx's cache after the first), against Debian's nginx serving the same
+  file from disk.
 
 Prints one row per measurement with the ratio to its baseline. Needs PostgreSQL on
 127.0.0.1:5432 (or BENCH_PG_URL), a readable server log (BENCH_PG_LOG), wrk, pgbench and
@@ -41,6 +44,8 @@ from bench.load_common import (
 
 PG_LOG = Path(os.environ.get("BENCH_PG_LOG", "/var/log/postgresql/postgresql-15-main.log"))
 TEMPLATES = [("conv4", "cifar10"), ("lenet_300_100", "fashion-mnist"), ("lenet_300_100", "mnist"), ("conv2", "cifar10")]
+# Also measured with NIRVANA_READ_CACHE_MB=0: what a read costs when it runs its query.
+UNCACHED_TOO = ("list", "detail")
 _LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \w+ \[(\d+)\] ")
 _PARAM = re.compile(r"\$(\d+) = ('(?:[^']|'')*'|NULL)")
 
@@ -111,6 +116,7 @@ def main() -> None:
             uploaded.append(answer.json())
         clone_tickets(url, tickets - len(uploaded), len(uploaded))
         capture = stack.enter_context(nirvana(["api"], {**env, "DATABASE_URL": with_database(url, url.rsplit("/", 1)[1], role)}, tmp / "capture.log"))
+        uncached = stack.enter_context(nirvana(["api"], {**env, "DATABASE_URL": url, "NIRVANA_READ_CACHE_MB": "0"}, tmp / "uncached.log"))
         accel = stack.enter_context(nirvana(["api"], {**env, "DATABASE_URL": url, "NIRVANA_ACCEL_REDIRECT_PREFIX": "/_blobs/"}, tmp / "accel.log"))
         static, front = stack.enter_context(nginx(blobs, accel.url))
         assert front is not None
@@ -126,7 +132,10 @@ def main() -> None:
         for name, path in reads:
             script = "\n".join(captured_sql(role, capture.url, path)) + "\n"
             for count in clients if name != "detail" else clients[:2]:
-                print(row(name, count, wrk(api.url + path, count, seconds), "pgbench, same SQL", pgbench(url, script, count, seconds)), flush=True)
+                baseline = pgbench(url, script, count, seconds)
+                print(row(name, count, wrk(api.url + path, count, seconds), "pgbench, same SQL", baseline), flush=True)
+                if name in UNCACHED_TOO:
+                    print(row(f"{name} (read cache off)", count, wrk(uncached.url + path, count, seconds), "pgbench, same SQL", baseline), flush=True)
         mask = uploaded[0]
         key = mask["links"]["mask"]
         digest = httpx.head(api.url + key, timeout=30).headers["etag"].strip('"')

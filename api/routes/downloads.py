@@ -1,9 +1,11 @@
-"""Downloading a ticket's mask and init: streamed, content-addressed, cacheable.
+"""Downloading a ticket's mask and init: content-addressed, cacheable, and fast.
 
 A download asks the database one thing, the digests of the ticket's files (three short
 columns), and remembers the answer: a ticket is immutable, so the next download or
-conditional GET of it touches no database at all. The body streams from storage after
-the request's session has ended, holding no connection.
+conditional GET of it touches no database at all. Blobs small enough are kept in memory
+once read (``BlobMemory``: content-addressed bytes never go stale), so a popular mask is
+answered without a worker thread, a file or a query; bigger ones stream from storage
+after the request's session has ended, holding no connection.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep, StorageDep
 from api.errors import ProblemError
@@ -53,6 +56,34 @@ class DigestCache:
         self.entries[digests.ticket_id] = digests
         if len(self.entries) > self.size:
             self.entries.popitem(last=False)
+
+
+class BlobMemory:
+    """sha256 -> the blob's bytes, for blobs up to an eighth of ``max_bytes``; least
+    recently used evicted. Touched on the event loop only."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+
+    def fits(self, size: int) -> bool:
+        return 0 < size * 8 <= self.max_bytes
+
+    def get(self, sha: str) -> bytes | None:
+        found = self.entries.get(sha)
+        if found is not None:
+            self.entries.move_to_end(sha)
+        return found
+
+    def put(self, sha: str, body: bytes) -> None:
+        if sha in self.entries or not self.fits(len(body)):
+            return
+        self.entries[sha] = body
+        self.size += len(body)
+        while self.size > self.max_bytes:
+            _, oldest = self.entries.popitem(last=False)
+            self.size -= len(oldest)
 
 
 def _digests(request: Request, session: SessionDep, ref: str) -> BlobDigests:
@@ -101,9 +132,13 @@ def _file(kind: Literal["mask", "init"], form: Form, ref: str, request: Request,
     return sha, f"{kind}.{form}.safetensors"
 
 
-def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep, storage: StorageDep,
-              form: Form = "dense") -> Response:
-    sha, filename = _file(kind, form, ref, request, session, storage)
+async def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep,
+                    storage: StorageDep, form: Form = "dense") -> Response:
+    cached = request.app.state.digest_cache.get(ref) if form == "dense" else None
+    if cached is not None:  # the common case: no thread, no query
+        sha, filename = (cached.mask_sha256 if kind == "mask" else cached.init_sha256), f"{kind}.safetensors"
+    else:
+        sha, filename = await run_in_threadpool(_file, kind, form, ref, request, session, storage)
     etag = f'"{sha}"'
     headers = {
         "ETag": etag,
@@ -118,10 +153,16 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
     handed_off = _hand_off(request, sha, headers)
     if handed_off is not None:
         return handed_off
-    size = storage.size(sha)
+    memory: BlobMemory = request.app.state.blob_memory
+    body = memory.get(sha)
+    size = len(body) if body is not None else await run_in_threadpool(storage.size, sha)
     if request.method == "HEAD":
         # The headers alone: clients check the ETag (sha256) and size before fetching.
         return Response(status_code=200, headers={**headers, "Content-Length": str(size)})
+    if body is None and memory.fits(size):
+        body = await run_in_threadpool(_read_all, storage, sha)
+        memory.put(sha, body)
+    start, end, status = 0, size - 1, 200
     range_header = request.headers.get("range")
     if range_header:
         bounds = parse_range(range_header, size)
@@ -129,12 +170,19 @@ def _download(kind: Literal["mask", "init"], ref: str, request: Request, session
             raise ProblemError(416, "range_not_satisfiable", f"cannot serve {range_header!r} of a {size}-byte file",
                                headers={"Content-Range": f"bytes */{size}"})
         start, end = bounds
+        status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        headers["Content-Length"] = str(end - start + 1)
-        return StreamingResponse(read_range(storage.open(sha), start, end - start + 1), status_code=206,
-                                 media_type="application/octet-stream", headers=headers)
-    headers["Content-Length"] = str(size)
-    return StreamingResponse(read_range(storage.open(sha), 0, size), media_type="application/octet-stream", headers=headers)
+    if body is not None:
+        part = body if status == 200 else body[start : end + 1]  # no copy of a whole file
+        return Response(part, status_code=status, media_type="application/octet-stream", headers=headers)
+    headers["Content-Length"] = str(end - start + 1)
+    return StreamingResponse(read_range(storage.open(sha), start, end - start + 1), status_code=status,
+                             media_type="application/octet-stream", headers=headers)  # fmt: skip
+
+
+def _read_all(storage: StorageDep, sha: str) -> bytes:
+    with storage.open(sha) as handle:
+        return handle.read()
 
 
 def _hand_off(request: Request, sha: str, headers: dict[str, str]) -> Response | None:
@@ -158,19 +206,19 @@ _RESPONSES = {206: {"description": "The requested range"}, 304: {"description": 
 # Two routes, not one api_route: each method gets an operation id of its own.
 @router.get("/tickets/{ref}/mask", response_class=StreamingResponse, responses=_RESPONSES)
 @router.head("/tickets/{ref}/mask", response_class=StreamingResponse, responses=_RESPONSES)
-def download_mask(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep,
-                  format: Literal["dense", "packed"] = "dense") -> Response:
+async def download_mask(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep,
+                        format: Literal["dense", "packed"] = "dense") -> Response:
     """``mask.safetensors``, or with ``format=packed`` the entropy-coded mask
     (``mask.packed.safetensors``). ``ETag`` is the served file's sha256; honours
     ``If-None-Match`` and ``Range``."""
-    return _download("mask", ref, request, session, storage, format)
+    return await _download("mask", ref, request, session, storage, format)
 
 
 # Two routes, not one api_route: each method gets an operation id of its own.
 @router.get("/tickets/{ref}/init", response_class=StreamingResponse, responses=_RESPONSES)
 @router.head("/tickets/{ref}/init", response_class=StreamingResponse, responses=_RESPONSES)
-def download_init(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep,
-                  format: Literal["dense", "kept"] = "dense") -> Response:
+async def download_init(ref: TicketRef, request: Request, session: SessionDep, storage: StorageDep,
+                        format: Literal["dense", "kept"] = "dense") -> Response:
     """``init.safetensors`` (generated from the seed at upload for seed-only tickets),
     or with ``format=kept`` the kept values only (``init.kept.safetensors``)."""
-    return _download("init", ref, request, session, storage, format)
+    return await _download("init", ref, request, session, storage, format)
