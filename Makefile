@@ -24,7 +24,7 @@ PORT ?= 8000
 serve: $(STAMP)
 	$(BIN)/nirvana serve --port $(PORT)
 
-# Debian packages the tests use: real Fashion-MNIST; PostgreSQL started if installed.
+# Debian packages the tests use: real Fashion-MNIST, Chromium, nginx; PostgreSQL started if installed.
 system-deps:
 	@scripts/system-deps
 

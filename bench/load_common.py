@@ -235,6 +235,8 @@ def nginx(blobs: Path, api_url: str | None = None) -> Iterator[tuple[str, str | 
     finally:
         process.terminate()
         process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
