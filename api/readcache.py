@@ -19,7 +19,7 @@ While the listener is not connected (at startup, after losing its connection), o
 database monitor finds the server unreachable (``db.liveness``: reads then answer 503
 as without a cache), nothing is served from memory. Not cached: requests with ``Authorization`` or a cookie (a
 token must still be checked, and its answers are its own), conditional and range
-requests, downloads (their own path needs no database), ``/health``, errors.
+requests, downloads, ``/health``, ``/tasks``, errors.
 
 Bounded by bytes (``NIRVANA_READ_CACHE_MB``; 0 turns it off), least recently used
 first out. Answers say ``X-Cache: hit`` or ``miss``.
@@ -45,7 +45,9 @@ log = logging.getLogger("nirvana.readcache")
 
 #: The channel the migration's triggers NOTIFY on every public change.
 CHANNEL = "nirvana_changes"
-_CACHEABLE = re.compile(r"^/api/v1/(?!health$)(?!tickets/[^/]+/(?:mask|init)$)")
+# Not /health (it is the database's check), not downloads (their own path needs no
+# database), not /tasks (its counts have a clock of their own, api.tickets.TicketCounts).
+_CACHEABLE = re.compile(r"^/api/v1/(?!health$|tasks$)(?!tickets/[^/]+/(?:mask|init)$)")
 _BYPASS_HEADERS = frozenset({b"authorization", b"cookie", b"if-none-match", b"if-modified-since", b"range"})
 _SAFE = frozenset({"GET", "HEAD"})
 # One answer at most this share of the budget: a huge page is computed every time.
@@ -61,6 +63,9 @@ class _Answer:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    #: The route that computed it, put back on the scope of every request it answers,
+    #: so the metrics and logs name the route, not "unmatched".
+    route: object = None
 
 
 class ReadCache:
@@ -192,6 +197,7 @@ class ReadCacheMiddleware:
             # answer rather than ask the database again (after a change, all ask at once).
             answer = await asyncio.shield(pending[1])
         if answer is not None:
+            scope["route"] = answer.route
             await send({"type": "http.response.start", "status": answer.status,
                         "headers": [*answer.headers, (b"x-cache", b"hit")]})  # fmt: skip
             await send({"type": "http.response.body", "body": answer.body})
@@ -200,7 +206,7 @@ class ReadCacheMiddleware:
         entry = (self.cache.generation, computed)
         self._computing[key] = entry
         try:
-            await self.app(scope, receive, self._keeping(key, send, computed))
+            await self.app(scope, receive, self._keeping(key, scope, send, computed))
         finally:
             if self._computing.get(key) is entry:
                 del self._computing[key]
@@ -226,7 +232,7 @@ class ReadCacheMiddleware:
 
         return forget_then_send
 
-    def _keeping(self, key: _Key, send: Send, computed: asyncio.Future[_Answer | None]) -> Send:
+    def _keeping(self, key: _Key, scope: Scope, send: Send, computed: asyncio.Future[_Answer | None]) -> Send:
         """``send``, keeping a 200 answer in the cache and handing it to ``computed``'s
         waiters (who asked before any later change, so it is as fresh as they need)."""
         generation = self.cache.generation
@@ -241,7 +247,7 @@ class ReadCacheMiddleware:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     headers = list(started.get("headers", []))  # type: ignore[call-overload]
-                    answer = _Answer(generation, 200, headers, b"".join(chunks))
+                    answer = _Answer(generation, 200, headers, b"".join(chunks), scope.get("route"))
                     self.cache.put(key, answer)
                     if not computed.done():
                         computed.set_result(answer)

@@ -55,8 +55,8 @@ def _wait_until_listening(url: str) -> None:
     """The listener connects in the background; until it does, nothing is cached."""
     deadline = time.monotonic() + NOTICE_SECONDS
     while time.monotonic() < deadline:
-        httpx.get(f"{url}/api/v1/tasks", timeout=30)
-        if httpx.get(f"{url}/api/v1/tasks", timeout=30).headers.get("x-cache") == "hit":
+        httpx.get(f"{url}/api/v1/architectures/conv2?task=digits", timeout=30)
+        if httpx.get(f"{url}/api/v1/architectures/conv2?task=digits", timeout=30).headers.get("x-cache") == "hit":
             return
         time.sleep(0.1)
     raise AssertionError("the read cache never started answering")
@@ -69,6 +69,10 @@ def test_a_repeated_anonymous_read_is_answered_from_memory(service: Service) -> 
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
     assert first.content == second.content
     assert first.headers["x-request-id"] != second.headers["x-request-id"]  # added per request
+    # Counted under its route, like an answer the route gave.
+    metrics = httpx.get(f"{service.url}/metrics", timeout=30).text
+    assert 'route="unmatched"' not in metrics
+    assert 'nirvana_http_requests_total{method="GET",route="/api/v1/tickets",status="200"}' in metrics
 
 
 def test_a_change_committed_by_someone_else_is_read_without_waiting_for_anything_else(service: Service) -> None:
@@ -115,6 +119,6 @@ def test_errors_downloads_and_health_are_not_kept(service: Service) -> None:
         assert answer.status_code == 404 and answer.headers.get("x-cache") != "hit"
     links = service.ticket["links"]
     assert isinstance(links, dict)
-    for path in (links["mask"], "/api/v1/health"):
+    for path in (links["mask"], "/api/v1/health", "/api/v1/tasks"):
         for _ in range(2):
             assert "x-cache" not in httpx.get(service.url + path, timeout=30).headers
