@@ -28,6 +28,7 @@ first out. Answers say ``X-Cache: hit`` or ``miss``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import threading
@@ -71,12 +72,12 @@ class _Answer:
 class ReadCache:
     """Answers by request, valid while ``generation`` is the one they were computed at.
 
-    ``forget`` may be called from any thread: it only moves ``generation`` on (one
-    atomic assignment under the GIL); the entries themselves are touched on the event
+    ``forget`` may be called from any thread: it only moves ``generation`` on; the entries themselves are touched on the event
     loop alone, which drops stale ones as it meets them."""
 
     def __init__(self, max_bytes: int, *, database_reachable: Callable[[], bool] = lambda: True) -> None:
         self.max_bytes = max_bytes
+        self._generations = itertools.count(1)
         self.generation = 0
         #: Whether changes are being heard; nothing is served or kept while not.
         self.listening = False
@@ -87,7 +88,9 @@ class ReadCache:
 
     def forget(self) -> None:
         """Every answer held so far is stale."""
-        self.generation += 1
+        # next() on a count is one atomic step under the GIL, ``+= 1`` is not: two
+        # threads forgetting at once still move the generation on twice.
+        self.generation = next(self._generations)
 
     @property
     def serving(self) -> bool:

@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db.session import make_engine, make_sessionmaker, unit_of_work
-from db.tokens import create_token
+from tests.support.tokens import committed_token
 from tests.support.processes import service_env, uvicorn_server
 from tests.support.tickets import make_ticket
 
@@ -25,15 +24,6 @@ CONCURRENT = 200
 # for the pool's 30-s timeout and then failed them.
 BOUND_SECONDS = 20.0
 
-
-def _token(database_url: str) -> str:
-    engine = make_engine(database_url)
-    try:
-        with unit_of_work(make_sessionmaker(engine)) as session:
-            _, secret = create_token(session, user_name="load", token_name="load")
-    finally:
-        engine.dispose()
-    return secret
 
 
 @pytest.fixture
@@ -50,7 +40,7 @@ def seeded(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[str, list[
         # would ask the database six times and prove nothing about the pool.
         NIRVANA_READ_CACHE_MB="0",
     )  # fmt: skip
-    auth = {"Authorization": f"Bearer {_token(fresh_database_url)}"}
+    auth = {"Authorization": f"Bearer {committed_token(fresh_database_url, 'load')}"}
     with uvicorn_server(env, tmp_path / "api.log") as url:
         tickets = []
         for seed in range(3):

@@ -15,10 +15,7 @@ import httpx
 import pytest
 
 from bench.load_common import nginx
-from db.session import make_engine, make_sessionmaker, unit_of_work
-from db.tokens import create_token
-from tests.support.processes import service_env, uvicorn_server
-from tests.support.tickets import make_ticket
+from tests.support.processes import ServedTicket, uvicorn_with_ticket
 
 pytestmark = [
     pytest.mark.e2e,
@@ -30,27 +27,16 @@ MASK_ROUTE = 'route="/api/v1/tickets/{ref}/mask"'
 @dataclass
 class Front:
     url: str
-    api: str
-    auth: dict[str, str]
-    ticket: dict[str, object]
+    api: ServedTicket
 
 
 @pytest.fixture(scope="module")
 def front(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     tmp = tmp_path_factory.mktemp("nginx-front")
-    engine = make_engine(module_database_url)
-    try:
-        with unit_of_work(make_sessionmaker(engine)) as session:
-            _, secret = create_token(session, user_name="front", token_name="front")
-    finally:
-        engine.dispose()
-    auth = {"Authorization": f"Bearer {secret}"}
-    env = service_env(module_database_url, tmp / "blobs", NIRVANA_ACCEL_REDIRECT_PREFIX="/_blobs/")
-    with uvicorn_server(env, tmp / "api.log") as api, nginx(tmp / "blobs", api) as (_, url):
+    served = uvicorn_with_ticket(module_database_url, tmp, "front", mask_seed=3, NIRVANA_ACCEL_REDIRECT_PREFIX="/_blobs/")
+    with served as api, nginx(tmp / "blobs", api.url) as (_, url):
         assert url is not None
-        answer = httpx.post(f"{api}/api/v1/tickets", files=make_ticket(mask_seed=3).multipart(), headers=auth, timeout=60)
-        assert answer.status_code == 201, answer.text
-        yield Front(url, api, auth, answer.json())
+        yield Front(url, api)
 
 
 def _mask_downloads_seen_by_api(api: str) -> float:
@@ -60,7 +46,7 @@ def _mask_downloads_seen_by_api(api: str) -> float:
 
 
 def _mask_link(front: Front) -> str:
-    links = front.ticket["links"]
+    links = front.api.ticket["links"]
     assert isinstance(links, dict)
     return str(links["mask"])
 
@@ -71,7 +57,7 @@ def test_a_download_by_full_id_is_sent_by_nginx_and_repeats_never_reach_the_api(
     assert first.status_code == 200 and first.headers["x-cache"] in ("MISS", "HIT")
     sha = hashlib.sha256(first.content).hexdigest()
     assert first.headers["etag"] == f'"{sha}"' and first.headers["x-checksum-sha256"] == sha
-    seen = _mask_downloads_seen_by_api(front.api)
+    seen = _mask_downloads_seen_by_api(front.api.url)
     again = httpx.get(front.url + link, timeout=30)
     assert again.headers["x-cache"] == "HIT" and again.content == first.content
     assert again.headers["etag"] == f'"{sha}"'
@@ -79,22 +65,22 @@ def test_a_download_by_full_id_is_sent_by_nginx_and_repeats_never_reach_the_api(
     assert again.headers["x-request-id"] != first.headers["x-request-id"]
     part = httpx.get(front.url + link, headers={"Range": "bytes=10-19"}, timeout=30)
     assert part.status_code == 206 and part.content == first.content[10:20]
-    assert _mask_downloads_seen_by_api(front.api) == seen
+    assert _mask_downloads_seen_by_api(front.api.url) == seen
 
 
 def test_downloads_with_a_token_always_reach_the_api(front: Front) -> None:
     link = _mask_link(front)
     httpx.get(front.url + link, timeout=30)
-    seen = _mask_downloads_seen_by_api(front.api)
-    with_token = httpx.get(front.url + link, headers=front.auth, timeout=30)
+    seen = _mask_downloads_seen_by_api(front.api.url)
+    with_token = httpx.get(front.url + link, headers=front.api.auth, timeout=30)
     assert with_token.status_code == 200 and with_token.headers["x-cache"] == "BYPASS"
-    assert _mask_downloads_seen_by_api(front.api) == seen + 1
+    assert _mask_downloads_seen_by_api(front.api.url) == seen + 1
     made_up = httpx.get(front.url + link, headers={"Authorization": "Bearer made-up"}, timeout=30)
     assert made_up.status_code == 401 and made_up.json()["code"] == "invalid_token"
 
 
 def test_a_download_by_id_prefix_is_never_kept(front: Front) -> None:
-    prefix = str(front.ticket["id"])[:12]
+    prefix = str(front.api.ticket["id"])[:12]
     for _ in range(2):
         answer = httpx.get(f"{front.url}/api/v1/tickets/{prefix}/mask", timeout=30)
         assert answer.status_code == 200 and answer.headers["x-cache"] == "BYPASS"

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from db.session import make_engine, make_sessionmaker, unit_of_work
-from db.tokens import create_token
-from tests.support.processes import service_env, uvicorn_server
+from tests.support.processes import ServedTicket, uvicorn_with_ticket
 from tests.support.tickets import make_ticket
 
 pytestmark = pytest.mark.e2e
@@ -24,31 +20,13 @@ pytestmark = pytest.mark.e2e
 NOTICE_SECONDS = 20.0
 
 
-@dataclass
-class Service:
-    url: str
-    database_url: str
-    auth: dict[str, str]
-    ticket: dict[str, object]
-
-
 @pytest.fixture(scope="module")
-def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedTicket]:
     """One server for the module; each test checks only what its own requests did."""
-    tmp_path = tmp_path_factory.mktemp("read-cache")
-    engine = make_engine(module_database_url)
-    try:
-        with unit_of_work(make_sessionmaker(engine)) as session:
-            _, secret = create_token(session, user_name="cache", token_name="cache")
-    finally:
-        engine.dispose()
-    auth = {"Authorization": f"Bearer {secret}"}
-    env = service_env(module_database_url, tmp_path / "blobs", NIRVANA_RATE_LIMIT_API_PER_MINUTE="0")
-    with uvicorn_server(env, tmp_path / "api.log") as url:
-        answer = httpx.post(f"{url}/api/v1/tickets", files=make_ticket(mask_seed=1).multipart(), headers=auth, timeout=60)
-        assert answer.status_code == 201, answer.text
-        _wait_until_listening(url)
-        yield Service(url, module_database_url, auth, answer.json())
+    tmp = tmp_path_factory.mktemp("read-cache")
+    with uvicorn_with_ticket(module_database_url, tmp, "cache", mask_seed=1, NIRVANA_RATE_LIMIT_API_PER_MINUTE="0") as served:
+        _wait_until_listening(served.url)
+        yield served
 
 
 def _wait_until_listening(url: str) -> None:
@@ -62,7 +40,7 @@ def _wait_until_listening(url: str) -> None:
     raise AssertionError("the read cache never started answering")
 
 
-def test_a_repeated_anonymous_read_is_answered_from_memory(service: Service) -> None:
+def test_a_repeated_anonymous_read_is_answered_from_memory(service: ServedTicket) -> None:
     path = f"{service.url}/api/v1/tickets?task=digits&limit=5"
     first, second = httpx.get(path, timeout=30), httpx.get(path, timeout=30)
     assert first.status_code == second.status_code == 200
@@ -75,7 +53,7 @@ def test_a_repeated_anonymous_read_is_answered_from_memory(service: Service) -> 
     assert 'nirvana_http_requests_total{method="GET",route="/api/v1/tickets",status="200"}' in metrics
 
 
-def test_a_change_committed_by_someone_else_is_read_without_waiting_for_anything_else(service: Service) -> None:
+def test_a_change_committed_by_someone_else_is_read_without_waiting_for_anything_else(service: ServedTicket) -> None:
     detail = f"{service.url}/api/v1/tickets/{service.ticket['id']}"
     httpx.get(detail, timeout=30)
     assert httpx.get(detail, timeout=30).headers["x-cache"] == "hit"
@@ -88,7 +66,7 @@ def test_a_change_committed_by_someone_else_is_read_without_waiting_for_anything
         time.sleep(0.05)
 
 
-def test_a_write_through_the_api_is_read_back_at_once(service: Service) -> None:
+def test_a_write_through_the_api_is_read_back_at_once(service: ServedTicket) -> None:
     listing = f"{service.url}/api/v1/tickets?task=digits"
     httpx.get(listing, timeout=30)
     assert httpx.get(listing, timeout=30).headers["x-cache"] == "hit"
@@ -101,7 +79,7 @@ def test_a_write_through_the_api_is_read_back_at_once(service: Service) -> None:
     assert created.json()["id"] in [item["id"] for item in after.json()["items"]]
 
 
-def test_requests_with_a_token_are_never_answered_from_memory(service: Service) -> None:
+def test_requests_with_a_token_are_never_answered_from_memory(service: ServedTicket) -> None:
     path = f"{service.url}/api/v1/tickets?limit=3"
     httpx.get(path, timeout=30)
     assert httpx.get(path, timeout=30).headers["x-cache"] == "hit"
@@ -112,7 +90,7 @@ def test_requests_with_a_token_are_never_answered_from_memory(service: Service) 
     assert made_up.status_code == 401 and made_up.json()["code"] == "invalid_token"
 
 
-def test_errors_downloads_and_health_are_not_kept(service: Service) -> None:
+def test_errors_downloads_and_health_are_not_kept(service: ServedTicket) -> None:
     missing = f"{service.url}/api/v1/tickets/{'0' * 64}"
     for _ in range(2):
         answer = httpx.get(missing, timeout=30)

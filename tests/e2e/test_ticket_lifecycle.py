@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from db.session import make_engine, make_sessionmaker, unit_of_work
-from db.tokens import create_token
 from nirvana.lottery.pruning.config import SearchConfig
 from nirvana.lottery.pruning.imp import search_ticket
 from nirvana.lottery.data.tasks import load_task
@@ -19,21 +17,13 @@ from nirvana.lottery.tickets.manifest import Manifest, TicketFolder
 from nirvana.lottery.tickets.files import load_tensors
 from nirvana.lottery.training.recipes import Recipe
 from nirvana.client import Client
+from tests.support.tokens import committed_token
 from tests.support.processes import running, service_env, uvicorn_server
 
 pytestmark = pytest.mark.e2e
 
 RECIPE = Recipe(optimizer="adam", lr=3e-3, batch_size=64, steps=150, data_seed=0)
 
-
-def _write_token(database_url: str) -> str:
-    engine = make_engine(database_url)
-    try:
-        with unit_of_work(make_sessionmaker(engine)) as session:
-            _, secret = create_token(session, user_name="e2e", token_name="e2e")
-    finally:
-        engine.dispose()
-    return secret
 
 
 def _imp_ticket(folder: Path) -> Path:
@@ -56,7 +46,7 @@ def _imp_ticket(folder: Path) -> Path:
 
 
 def test_upload_verify_browse_download(fresh_database_url: str, tmp_path: Path) -> None:
-    token = _write_token(fresh_database_url)
+    token = committed_token(fresh_database_url, "e2e")
     folder = _imp_ticket(tmp_path / "found")
     env = service_env(fresh_database_url, tmp_path / "blobs", NIRVANA_POLL_SECONDS="0.5",
                       NIRVANA_HEARTBEAT_SECONDS="0.5", NIRVANA_HOME=str(tmp_path / "home"))

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -69,3 +71,28 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, ti
             pass
         time.sleep(0.2)
     raise TimeoutError(f"server at {url} not healthy after {timeout}s:\n{log.read_text()}")
+
+
+@dataclass
+class ServedTicket:
+    """A server with one ticket on it: its URL and database, the uploader's
+    Authorization header, the ticket as the API answered it."""
+
+    url: str
+    database_url: str
+    auth: dict[str, str]
+    ticket: dict[str, Any]
+
+
+@contextmanager
+def uvicorn_with_ticket(database_url: str, tmp: Path, user: str, *, mask_seed: int = 0, **settings: str) -> Iterator[ServedTicket]:
+    """``uvicorn_server`` on ``database_url`` with ``settings`` (``NIRVANA_…``), blobs
+    under ``tmp``, and one ticket uploaded with a committed write token of ``user``."""
+    from tests.support.tickets import make_ticket
+    from tests.support.tokens import committed_token
+
+    auth = {"Authorization": f"Bearer {committed_token(database_url, user)}"}
+    with uvicorn_server(service_env(database_url, tmp / "blobs", **settings), tmp / "api.log") as url:
+        answer = httpx.post(f"{url}/api/v1/tickets", files=make_ticket(mask_seed=mask_seed).multipart(), headers=auth, timeout=60)
+        assert answer.status_code == 201, answer.text
+        yield ServedTicket(url, database_url, auth, answer.json())
