@@ -54,7 +54,7 @@ from nirvana.lottery.training.recipes import Recipe
 if TYPE_CHECKING:
     from nirvana.lottery.data.tasks import TaskData
 
-__all__ = ["shared_recipe", "train_batched"]
+__all__ = ["StackedModels", "shared_recipe", "train_batched"]
 
 Mask = Mapping[str, torch.Tensor]
 Stacked = dict[str, torch.Tensor]
@@ -97,48 +97,65 @@ def _stacked_masks(
     return pairs
 
 
-class _Stack:
-    """The N runs' state as stacked tensors, and the vmapped forward over them."""
+class StackedModels:
+    """N networks of one architecture as stacked tensors (a leading dimension of N), and
+    the vmapped forward over them: the runs of a batch, or the points of an
+    interpolation path (``nirvana.lottery.verification.stability``).
 
-    def __init__(self, models: Sequence[nn.Module], device: torch.device, compile_step: bool) -> None:
-        for m in models:
-            m.to(device)
-        params, buffers = stack_module_state(list(models))  # copies, params are leaves
-        self.params: Stacked = params
-        self.buffers: Stacked = buffers
+    ``params`` and ``buffers`` together are every entry of the architecture's
+    ``state_dict``, each stacked; they are used as given (not copied), and a forward in
+    training mode updates the stacked batch-norm statistics in ``buffers`` in place."""
+
+    def __init__(self, architecture: nn.Module, params: Stacked, buffers: Stacked, compile_step: bool = False) -> None:
+        self.params = params
+        self.buffers = buffers
         # A weightless copy: functional_call swaps the stacked slices in for each call.
-        self.base = copy.deepcopy(models[0]).to("meta")
-        self.n = len(models)
+        self.base = copy.deepcopy(architecture).to("meta")
+        self.n = next(iter(params.values())).shape[0]
 
         def one(p: Stacked, b: Stacked, x: torch.Tensor) -> torch.Tensor:
             out: torch.Tensor = functional_call(self.base, (p, b), (x,))
             return out
 
         self._train_fwd = vmap(one)  # every run its own inputs
-        self._eval_fwd = vmap(one, in_dims=(0, 0, None))  # every run the same inputs
+        self._shared_fwd = vmap(one, in_dims=(0, 0, None))  # every run the same inputs
         if compile_step:
             self._train_fwd = torch.compile(self._train_fwd)
+
+    @classmethod
+    def of_models(cls, models: Sequence[nn.Module], device: torch.device, compile_step: bool = False) -> StackedModels:
+        """The models' parameters and buffers stacked on ``device`` (copies: the stacked
+        parameters are leaves an optimizer can own)."""
+        for m in models:
+            m.to(device)
+        params, buffers = stack_module_state(list(models))
+        return cls(models[0], params, buffers, compile_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` is ``(N, batch, ...)``; returns ``(N, batch, classes)`` logits, training mode."""
         self.base.train()
         return self._train_fwd(self.params, self.buffers, x)
 
+    def forward_shared(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        """``x`` is ``(batch, ...)``, the same inputs for every network; returns ``(N,
+        batch, classes)`` logits in training (``train``) or eval mode."""
+        self.base.train(train)
+        return self._shared_fwd(self.params, self.buffers, x)
+
     @torch.no_grad()
     def accuracies(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-        """Top-1 accuracy of every run on ``(x, y)`` in eval mode."""
-        self.base.eval()
+        """Top-1 accuracy of every network on ``(x, y)`` in eval mode."""
         correct = torch.zeros(self.n, dtype=torch.long, device=y.device)
         # The same number of inputs per call as the one-run ``evaluate`` over all runs.
         chunk = max(1, EVAL_BATCH // self.n)
         for i in range(0, x.shape[0], chunk):
-            pred = self._eval_fwd(self.params, self.buffers, x[i : i + chunk]).argmax(dim=2)
+            pred = self.forward_shared(x[i : i + chunk], train=False).argmax(dim=2)
             correct += (pred == y[i : i + chunk]).sum(dim=1)
         self.base.train()
         return [int(c) / max(1, x.shape[0]) for c in correct.tolist()]
 
     def write_back(self, models: Sequence[nn.Module]) -> None:
-        """Copy run ``i``'s trained state into ``models[i]``."""
+        """Copy network ``i``'s state into ``models[i]``."""
         with torch.no_grad():
             for i, model in enumerate(models):
                 state = {k: v[i] for k, v in (self.params | self.buffers).items()}
@@ -183,7 +200,7 @@ def train_batched(
     masks = list(masks) if masks is not None else [None] * len(models)
     _check_same_architecture(models)
     dev = torch.device(device)
-    stack = _Stack(models, dev, compile_step)
+    stack = StackedModels.of_models(models, dev, compile_step)
     pairs = _stacked_masks(models, masks, stack.params, dev)
     _zero_pruned(pairs)
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)

@@ -119,15 +119,16 @@ def choose_batched(batching: Batching, device: torch.device, model: nn.Module) -
     return True, "auto: matmul-only networks on the CPU batch"
 
 
-def _activation_numel(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Elements every leaf module outputs for one input (a meta-device forward pass)."""
+def _activation_numel(model: nn.Module, input_shape: tuple[int, ...], largest: bool = False) -> int:
+    """Elements every leaf module outputs for one input, summed (or the largest one
+    output's, with ``largest``); a meta-device forward pass."""
     meta = copy.deepcopy(model).to("meta")
     total = 0
 
     def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
         nonlocal total
         if isinstance(output, torch.Tensor):
-            total += output.numel()
+            total = max(total, output.numel()) if largest else total + output.numel()
 
     hooks = [m.register_forward_hook(count) for m in meta.modules() if not list(m.children())]
     try:
