@@ -1,5 +1,6 @@
 """The verdict rules on hand-made replicate accuracies, every branch, R = 1 and R >= 2;
-the stability barrier on identical and unrelated networks."""
+the stability barrier on identical and unrelated networks, one point at a time and all
+points together (batched)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import torch
 from nirvana.lottery.data.tasks import TaskData
 from nirvana.lottery.models.architectures import build_model
 from nirvana.lottery.models.init import generate_init
-from nirvana.lottery.training.loop import train
+from nirvana.lottery.training.batched import StackedModels
+from nirvana.lottery.training.loop import EVAL_BATCH, train
 from nirvana.lottery.training.recipes import Recipe
-from nirvana.lottery.verification.stability import POINTS, error_curve, instability
+from nirvana.lottery.verification.stability import (
+    POINTS, _mix, _reestimate_bn, _reestimate_bn_stacked, error_curve, instability,
+)
 from nirvana.lottery.verification.verdict import Summary, decide, tolerance, welch_greater
+from tests.lottery.test_training_batched import teacher_data
 
 N_TEST = 10_000
 
@@ -131,9 +136,62 @@ def trained(arch: str, seed: int, data: TaskData) -> dict[str, torch.Tensor]:
 def test_barrier_is_zero_for_identical_networks_and_not_for_unrelated(arch: str, digits: TaskData) -> None:
     model = build_model(arch, digits.spec.input_shape, digits.spec.num_classes)
     a, b = trained(arch, 0, digits), trained(arch, 1, digits)
-    assert instability(model, a, dict(a), digits) == 0.0
-    curve = error_curve(model, a, b, digits)
-    assert len(curve) == POINTS >= 11 and curve[0][0] == 0.0 and curve[-1][0] == 1.0
-    # Two networks trained from unrelated inits: the straight path between them
-    # crosses a ridge of error (Frankle et al. 2020, Figure 1).
-    assert instability(model, a, b, digits) > 0.05
+    for batched in (False, True):  # one point at a time, then all points together
+        assert instability(model, a, dict(a), digits, batched=batched) == 0.0
+        curve = error_curve(model, a, b, digits, batched=batched)
+        assert len(curve) == POINTS >= 11 and curve[0][0] == 0.0 and curve[-1][0] == 1.0
+        # Two networks trained from unrelated inits: the straight path between them
+        # crosses a ridge of error (Frankle et al. 2020, Figure 1).
+        assert instability(model, a, b, digits, batched=batched) > 0.05
+
+
+
+# Stability, batched: the 11 points evaluated together ----------------------------
+
+SHAPES = {"lenet_32_16": (1, 8, 8), "conv2": (3, 4, 4), "resnet8_4": (3, 4, 4)}
+
+
+def two_inits(arch: str, data: TaskData) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Two unrelated inits of ``arch`` (its weights only matter, not how they were made)."""
+    states = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        states.append(build_model(arch, data.x_train.shape[1:], 10).state_dict())
+    return states[0], states[1]
+
+
+@pytest.mark.parametrize("arch", list(SHAPES))  # an MLP, a conv net, a batch-norm ResNet
+def test_batched_barrier_equals_the_one_at_a_time_barrier(arch: str) -> None:
+    data = teacher_data(SHAPES[arch], n_train=1_000, n_val=0, n_test=500)
+    model = build_model(arch, SHAPES[arch], 10)
+    a, b = two_inits(arch, data)
+    alone, together = error_curve(model, a, b, data), error_curve(model, a, b, data, batched=True)
+    assert [t for t, _ in together] == [t for t, _ in alone] and len(together) == POINTS
+    assert len({e for _, e in alone}) > 1  # the errors move along the path: a comparison that can fail
+    for (t, x), (_, y) in zip(alone, together, strict=True):
+        assert y == pytest.approx(x, rel=1e-5, abs=1e-6), t
+    barrier = instability(model, a, b, data, batched=True)
+    assert barrier == pytest.approx(instability(model, a, b, data), rel=1e-5, abs=1e-6)
+
+
+def test_batched_batch_norm_statistics_equal_one_at_a_time() -> None:
+    """Every point's re-estimated statistics are its own network's, averaged over two
+    batches (more training examples than the EVAL_BATCH of one pass)."""
+    data = teacher_data(SHAPES["resnet8_4"], n_train=EVAL_BATCH + 500, n_val=0, n_test=10)
+    model = build_model("resnet8_4", SHAPES["resnet8_4"], 10)
+    a, b = two_inits("resnet8_4", data)
+    states = [_mix(a, b, t, torch.device("cpu")) for t in (0.0, 0.3, 1.0)]
+    params = {name for name, _ in model.named_parameters()}
+    stacked = {k: torch.stack([s[k] for s in states]) for k in a}
+    stack = StackedModels(model, {k: v for k, v in stacked.items() if k in params},
+                          {k: v for k, v in stacked.items() if k not in params})  # fmt: skip
+    _reestimate_bn_stacked(stack, data.x_train)
+    for i, state in enumerate(states):
+        model.load_state_dict(state)
+        _reestimate_bn(model, data.x_train)
+        for k, v in model.state_dict().items():
+            if k.endswith(("running_mean", "running_var")):
+                torch.testing.assert_close(stack.buffers[k][i], v, rtol=1e-5, atol=1e-6, msg=k)
+                assert not torch.equal(v, state[k]), k  # re-estimated, not the init's
+            elif k.endswith("num_batches_tracked"):
+                assert int(stack.buffers[k][i]) == int(v) == 2, k
