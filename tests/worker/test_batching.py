@@ -63,6 +63,10 @@ def test_batching_on_gives_the_verdict_and_accuracies_of_batching_off(
                 assert abs(run[key] - other[key]) <= 1 / 360
             assert abs(run["early_stop"]["test_accuracy"] - other["early_stop"]["test_accuracy"]) <= 1 / 360
             assert [s for s, _ in run["curve"]] == [s for s, _ in other["curve"]]
+    # The barrier follows the batching (its 11 points together, or one at a time): the
+    # same figure, but for a boundary input in its peak and one in its ends' mean.
+    assert a.result["instability"] is not None and b.result["instability"] is not None
+    assert abs(a.result["instability"] - b.result["instability"]) <= 2 / 360 + 1e-12
     assert a.progress == b.progress == 1.0
 
 

@@ -18,8 +18,10 @@ and ``random_mask:r``.
 
 All runs are planned first (``plan_runs``, a list of ``RunSpec``) and trained by one
 call (``train_runs``), so a trainer that trains many runs at once can take its place.
-From two ticket replicates, ``stability.instability`` measures the error barrier; the
-verdict is ``verdict.decide``'s. ``VerificationResult.to_dict`` is result schema 2
+From two ticket replicates, ``stability.instability`` measures the error barrier, its
+11 points evaluated together when the runs train together (``execution.choose_batched``
+under the same ``ExecutionOptions.batching``, on the same device) and one at a time
+otherwise; the verdict is ``verdict.decide``'s. ``VerificationResult.to_dict`` is result schema 2
 (docs/verification.md).
 """
 
@@ -37,7 +39,7 @@ from nirvana.lottery.tickets.digests import tensors_digest
 from nirvana.lottery.models.init import generate_distinct_init
 from nirvana.lottery.pruning.masks import random_mask_like, sparsity_report
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.execution import Execution, ExecutionOptions, RunInput, train_many
+from nirvana.lottery.training.execution import Execution, ExecutionOptions, RunInput, choose_batched, train_many
 from nirvana.lottery.training.loop import TrainResult
 from nirvana.lottery.training.recipes import Recipe
 from nirvana.lottery.verification.stability import instability
@@ -235,6 +237,21 @@ def _replicate_dict(run: TrainedRun) -> dict[str, Any]:
     return d
 
 
+def ticket_barrier(
+    architecture: str, task_spec: TaskSpec, task_data: TaskData, a: Mapping[str, torch.Tensor],
+    b: Mapping[str, torch.Tensor], *, device: str | torch.device = "cpu", options: ExecutionOptions | None = None,
+) -> float:
+    """``stability.instability`` between two replicates' final weights ``a`` and ``b`` on
+    ``device``: its points evaluated together when ``options.batching`` batches the
+    runs of this architecture on this device (``execution.choose_batched``), one at a
+    time otherwise."""
+    dev = torch.device(device)
+    model = build_model(architecture, task_spec.input_shape, task_spec.num_classes).to(dev)
+    # The training rule: where vmapped networks run faster, so do the barrier's points.
+    batched, _rule = choose_batched((options or ExecutionOptions()).batching, dev, model)
+    return instability(model, a, b, task_data, batched=batched)
+
+
 def verify_ticket(
     *,
     architecture: str,
@@ -259,7 +276,8 @@ def verify_ticket(
     ``claimed_at`` is ``"final"`` or ``"early_stop"``: which figure the claim is of.
     ``on_progress(fraction)`` reports progress in [0, 1]; an exception it raises stops
     the verification and propagates (cancellation). ``options``: how the runs execute
-    (batched or not, precision; ``nirvana.lottery.training.execution``).
+    (batched or not, precision; ``nirvana.lottery.training.execution``); its
+    ``batching`` rule also decides whether the barrier's points are evaluated together.
     """
     runs = plan_runs(
         architecture=architecture, task_spec=task_spec, init=init, mask=mask, recipe=recipe, scheme=scheme,
@@ -278,8 +296,8 @@ def verify_ticket(
     )  # fmt: skip
     barrier = None
     if len(tickets) >= 2:
-        model = build_model(architecture, task_spec.input_shape, task_spec.num_classes).to(device)
-        barrier = instability(model, tickets[0].final, tickets[1].final, task_data)
+        barrier = ticket_barrier(architecture, task_spec, task_data, tickets[0].final, tickets[1].final,
+                                 device=device, options=options)
     return VerificationResult(
         runs=trained, decision=decision, instability=barrier, claimed_accuracy=claimed_accuracy,
         claimed_at=claimed_at, dataset_fingerprint=task_data.fingerprint, torch_version=torch.__version__,
