@@ -8,7 +8,10 @@ train_many`` trains them. Timed in the same run, rounds alternating and the best
 each kept (a shared machine disturbs both alike):
 
 - batched (``batching="on"``) and one at a time (``batching="off"``), wall seconds of
-  the whole verification, and their ratio;
+  the whole verification, and their ratio: training every run, then (with 2 or more
+  replicates) the error barrier between ticket replicates 0 and 1 as the protocol
+  measures it (``protocol.ticket_barrier``: its 11 points together on the batched
+  path, one at a time on the other; the run-steps/s below count this time too);
 - the plain single-run loop (``train``, one run, no eval) in steps/s, the baseline of
   the one-at-a-time path;
 - which path ``auto`` chooses on this device, and its time over the faster one's
@@ -46,6 +49,7 @@ from nirvana.lottery.training.execution import (  # noqa: E402
 )
 from nirvana.lottery.training.loop import train  # noqa: E402
 from nirvana.lottery.training.recipes import Recipe  # noqa: E402
+from nirvana.lottery.verification.protocol import ticket_barrier  # noqa: E402
 from train_loop import random_data  # noqa: E402  (bench/ is sys.path[0] when run)
 
 MODELS = ("lenet_300_100", "conv4", "resnet20")
@@ -97,9 +101,12 @@ def verification_runs(case: Case, replicates: int) -> list[RunInput]:
 
 def time_verification(case: Case, batching: str, args: argparse.Namespace) -> float:
     runs = verification_runs(case, args.replicates)
+    options = ExecutionOptions(batching=batching)  # type: ignore[arg-type]
     start = time.perf_counter()
-    train_many(runs, case.data, device=args.device, options=ExecutionOptions(batching=batching),  # type: ignore[arg-type]
-               eval_every=0)
+    train_many(runs, case.data, device=args.device, options=options, eval_every=0)
+    if args.replicates >= 2:  # runs[0] and runs[4]: the ticket's replicates 0 and 1, trained in place
+        ticket_barrier(case.arch, case.spec, case.data, runs[0].model.state_dict(), runs[4].model.state_dict(),
+                       device=args.device, options=options)
     return time.perf_counter() - start
 
 
