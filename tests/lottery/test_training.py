@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from nirvana.lottery.models.architectures import build_model, describe
 from nirvana.lottery.pruning.masks import dense_mask
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import BatchSampler, train
+from nirvana.lottery.training.loop import BatchSampler, make_optimizer, train
 from nirvana.lottery.training.recipes import Recipe
 
 
@@ -54,6 +54,29 @@ def test_bitwise_repeatable(digits: TaskData, small_init: dict[str, torch.Tensor
     assert ra.curve == rb.curve
     sa, sb = a.state_dict(), b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("recipe", [
+    Recipe(lr=1e-3, weight_decay=1e-4, batch_size=8, steps=5),
+    Recipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=8, steps=5),
+    Recipe(optimizer="sgd", lr=0.05, momentum=0.0, batch_size=8, steps=5),
+])
+def test_cpu_optimizer_is_fused_and_steps_like_torchs_default(small_init: dict[str, torch.Tensor], recipe: Recipe) -> None:
+    """One kernel call a step on the CPU, the same updates as torch's default loop up to rounding."""
+    a, b = model_from(small_init), model_from(small_init)
+    fused = make_optimizer(a, recipe)
+    assert fused.defaults["fused"]
+    plain = (torch.optim.SGD(b.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+             if recipe.optimizer == "sgd" else torch.optim.Adam(b.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(recipe.steps):
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            pa.grad = torch.randn(pa.shape, generator=g)
+            pb.grad = pa.grad.clone()
+        fused.step()
+        plain.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7, msg=name)
 
 
 def test_data_seed_changes_the_run(digits: TaskData, small_init: dict[str, torch.Tensor]) -> None:
