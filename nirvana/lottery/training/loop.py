@@ -114,8 +114,8 @@ def make_optimizer(model: nn.Module | Iterable[torch.Tensor], recipe: Recipe) ->
 
     On the CPU (every tensor a float on the CPU) it is torch's fused kernel: one call
     a step for all tensors. Torch's CPU default is a Python loop of a few elementwise ops
-    per tensor, and its Adam takes a ``sqrt`` (MKL's) that is slow on zeros, which the
-    second moment is full of under a sparse mask. The fused kernels compute the same
+    per tensor, and its Adam takes a ``sqrt`` that measured 4-8x slower on zeros, which
+    the second moment is full of under a sparse mask. The fused kernels compute the same
     update, rounded differently on some elements (an ulp), and are as repeatable.
     Elsewhere (CUDA) torch's default.
     """
