@@ -17,9 +17,9 @@ What counts as a change:
 An answer computed while a change arrived is never kept (it may predate the change).
 While the listener is not connected (at startup, after losing its connection), or the
 database monitor finds the server unreachable (``db.liveness``: reads then answer 503
-as without a cache), nothing is served from memory. Not cached: requests with ``Authorization`` or a cookie (a
-token must still be checked, and its answers are its own), conditional and range
-requests, downloads, ``/health``, ``/tasks``, errors.
+as without a cache), nothing is served from memory. Not cached: requests with
+``Authorization`` or a cookie (a token must still be checked, and its answers are its
+own), conditional and range requests, downloads, ``/health``, ``/tasks``, errors.
 
 Bounded by bytes (``NIRVANA_READ_CACHE_MB``; 0 turns it off), least recently used
 first out. Answers say ``X-Cache: hit`` or ``miss``.
@@ -72,8 +72,9 @@ class _Answer:
 class ReadCache:
     """Answers by request, valid while ``generation`` is the one they were computed at.
 
-    ``forget`` may be called from any thread: it only moves ``generation`` on; the entries themselves are touched on the event
-    loop alone, which drops stale ones as it meets them."""
+    ``forget`` may be called from any thread: it only moves ``generation`` on; the
+    entries themselves are touched on the event loop alone, which drops stale ones as
+    it meets them."""
 
     def __init__(self, max_bytes: int, *, database_reachable: Callable[[], bool] = lambda: True) -> None:
         self.max_bytes = max_bytes

@@ -24,7 +24,7 @@ from api.forms import COMPACT, Form, form_sha
 from api.openapi import problems
 from api.settings import ApiSettings
 from api.tickets import TicketRef, blob_digests_or_404, ticket_or_404
-from db.blobs import blob_key, read_range
+from db.blobs import BlobStorage, blob_key, read_range
 from db.repositories.tickets import BlobDigests
 
 router = APIRouter(tags=["downloads"])
@@ -46,7 +46,10 @@ class DigestCache:
     def get(self, ref: str) -> BlobDigests | None:
         found = self.entries.get(ref.lower())
         if found is not None:
-            self.entries.move_to_end(found.ticket_id)
+            try:
+                self.entries.move_to_end(found.ticket_id)
+            except KeyError:  # evicted meanwhile by a request on a worker thread
+                pass
         return found
 
     def forget(self, ticket_id: str) -> None:
@@ -176,11 +179,12 @@ async def _download(kind: Literal["mask", "init"], ref: str, request: Request, s
         part = body if status == 200 else body[start : end + 1]  # no copy of a whole file
         return Response(part, status_code=status, media_type="application/octet-stream", headers=headers)
     headers["Content-Length"] = str(end - start + 1)
-    return StreamingResponse(read_range(storage.open(sha), start, end - start + 1), status_code=status,
+    handle = await run_in_threadpool(storage.open, sha)  # a request to the bucket with S3
+    return StreamingResponse(read_range(handle, start, end - start + 1), status_code=status,
                              media_type="application/octet-stream", headers=headers)  # fmt: skip
 
 
-def _read_all(storage: StorageDep, sha: str) -> bytes:
+def _read_all(storage: BlobStorage, sha: str) -> bytes:
     with storage.open(sha) as handle:
         return handle.read()
 

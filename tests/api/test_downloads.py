@@ -132,3 +132,32 @@ def test_with_a_blob_url_base_a_download_redirects_to_the_bucket(
         answer = client.get(ticket["links"]["mask"], follow_redirects=False)
         assert answer.status_code == 307
         assert answer.headers["location"] == f"https://cdn.example/nirvana/{digest[:2]}/{digest[2:4]}/{digest[4:]}"
+
+
+def test_downloads_stream_from_storage_when_the_file_is_not_kept_in_memory(
+    database_url: str, db_session: Session, blob_dir: Path, auth: dict[str, str]
+) -> None:
+    files = make_ticket()
+    data = files.mask_bytes()
+    with _handing_off(database_url, db_session, blob_dir, blob_memory_mb="0") as client:
+        url = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()["links"]["mask"]
+        for _ in range(2):  # nothing kept: the second download reads storage again
+            assert client.get(url).content == data
+        part = client.get(url, headers={"Range": "bytes=3-12"})
+        assert part.status_code == 206 and part.content == data[3:13]
+        assert part.headers["content-range"] == f"bytes 3-12/{len(data)}"
+        assert client.app.state.blob_memory.entries == {}  # type: ignore[attr-defined]
+
+
+def test_a_file_kept_in_memory_answers_ranges_and_heads_like_the_stored_one(client: TestClient, auth: dict[str, str]) -> None:
+    files = make_ticket()
+    data = files.mask_bytes()
+    url = client.post("/api/v1/tickets", files=files.multipart(), headers=auth).json()["links"]["mask"]
+    assert client.get(url).content == data  # read from storage, now kept
+    sha = hashlib.sha256(data).hexdigest()
+    assert client.app.state.blob_memory.get(sha) == data  # type: ignore[attr-defined]
+    assert client.get(url).content == data
+    part = client.get(url, headers={"Range": "bytes=-7"})
+    assert part.status_code == 206 and part.content == data[-7:]
+    head = client.head(url)
+    assert head.headers["content-length"] == str(len(data)) and head.content == b""
