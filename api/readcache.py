@@ -40,17 +40,17 @@ from typing import TypeAlias
 import psycopg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from db.settings import normalise_database_url
+from api.deps import SAFE_METHODS
+from db.notifications import CHANGES_CHANNEL, ChannelListener
 
 log = logging.getLogger("nirvana.readcache")
 
-#: The channel the migration's triggers NOTIFY on every public change.
-CHANNEL = "nirvana_changes"
 # Not /health (it is the database's check), not downloads (their own path needs no
 # database), not /tasks (its counts have a clock of their own, api.tickets.TicketCounts).
 _CACHEABLE = re.compile(r"^/api/v1/(?!health$|tasks$)(?!tickets/[^/]+/(?:mask|init)$)")
 _BYPASS_HEADERS = frozenset({b"authorization", b"cookie", b"if-none-match", b"if-modified-since", b"range"})
-_SAFE = frozenset({"GET", "HEAD"})
+# Answers kept for these; OPTIONS, though safe too, is answered by the route each time.
+_CACHED_METHODS = frozenset({"GET", "HEAD"})
 # One answer at most this share of the budget: a huge page is computed every time.
 _LARGEST_SHARE = 8
 RECONNECT_SECONDS = 1.0
@@ -142,7 +142,7 @@ class ChangeListener:
     missed) and stops serving from memory until it is back."""
 
     def __init__(self, database_url: str, cache: ReadCache, *, poll_seconds: float = 0.5) -> None:
-        self._url = normalise_database_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+        self._url = database_url
         self._cache = cache
         self._poll = poll_seconds
         self._stop = threading.Event()
@@ -158,12 +158,11 @@ class ChangeListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                with ChannelListener(self._url, CHANGES_CHANNEL, connect_timeout=5) as channel:
                     self._cache.forget()
                     self._cache.listening = True
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=self._poll):
+                        if channel.wait(self._poll):  # every pending notification at once
                             self._cache.forget()
             except psycopg.Error as exc:
                 log.warning("read cache: not listening for changes (%s); serving without it", exc)
@@ -187,10 +186,10 @@ class ReadCacheMiddleware:
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
-        if method not in _SAFE:
+        if method not in SAFE_METHODS:
             await self.app(scope, receive, self._forgetting(send))
             return
-        key = self._key(scope)
+        key = self._key(scope) if method in _CACHED_METHODS else None
         if key is None:
             await self.app(scope, receive, send)
             return

@@ -1,6 +1,6 @@
-"""Waking idle workers: ``LISTEN`` on the channel the migration's trigger ``NOTIFY``s
-when a verification becomes ``queued``. Workers poll as well, so a lost notification
-costs latency, never a job."""
+"""``LISTEN`` on the channels the migrations' triggers ``NOTIFY``: workers wake when a
+verification becomes ``queued`` (they poll as well, so a lost notification costs
+latency, never a job); the API's read cache forgets when anything public changes."""
 
 from __future__ import annotations
 
@@ -11,21 +11,26 @@ import psycopg
 from db.settings import normalise_database_url
 
 #: The channel the migration's trigger NOTIFYs when a row becomes ``queued``.
-CHANNEL = "nirvana_verifications"
+QUEUE_CHANNEL = "nirvana_verifications"
+#: The channel migration 9e4d2c7b1a30's triggers NOTIFY at the commit of any write a
+#: public read can show (``api.readcache``).
+CHANGES_CHANNEL = "nirvana_changes"
 
 
-class QueueListener:
-    """A connection that ``LISTEN``s on the queue channel for its whole life.
+class ChannelListener:
+    """A connection that ``LISTEN``s on ``channel`` (the queue's by default) for its
+    whole life.
 
     Listening before looking for work (and staying subscribed between waits) means a
     job queued while the worker was busy still wakes it: the notification waits on the
     connection. Workers poll too, so a lost connection costs latency, not jobs.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, channel: str = QUEUE_CHANNEL, *, connect_timeout: int | None = None) -> None:
         url = normalise_database_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        # None: libpq's default (psycopg leaves out parameters that are None).
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+        self._conn.execute(f"LISTEN {channel}")
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a notification; whether one came. Every
@@ -45,7 +50,7 @@ class QueueListener:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> QueueListener:
+    def __enter__(self) -> ChannelListener:
         return self
 
     def __exit__(
@@ -58,7 +63,7 @@ def wait_for_work(database_url: str, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for a job to be queued; whether one was.
 
     Opens its own connection, so a job queued just before the call is missed; a
-    worker that loops keeps a ``QueueListener`` instead.
+    worker that loops keeps a ``ChannelListener`` instead.
     """
-    with QueueListener(database_url) as listener:
+    with ChannelListener(database_url) as listener:
         return listener.wait(timeout)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import queue
 from db.models.tickets import Ticket
 from nirvana.states import VerificationState
-from db.notifications import QueueListener
+from db.notifications import ChannelListener
 from db.session import engine_from_settings, make_sessionmaker, unit_of_work
 from worker.child import DEFAULT_ENTRY, Outcome, WarmChild, describe_exit
 from worker.reaper import Reaper
@@ -302,12 +302,12 @@ def _write_while_leased(lease: Lease, claim: queue.Claim, write: Callable[[], T]
 
 
 class _Listener:
-    """``QueueListener`` that degrades to plain polling while the database is
+    """``ChannelListener`` that degrades to plain polling while the database is
     unreachable (it reconnects on the next wait)."""
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
-        self.listener: QueueListener | None = None
+        self.listener: ChannelListener | None = None
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
         """Return after ``seconds``, or sooner when work is queued or ``stop`` is set."""
@@ -315,7 +315,7 @@ class _Listener:
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             try:
                 if self.listener is None:
-                    self.listener = QueueListener(self.url)
+                    self.listener = ChannelListener(self.url)
                 # Short slices: a signal handler's stop request is seen within TICK*5.
                 if self.listener.wait(min(left, TICK * 5)):
                     return

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from db.session import make_engine, make_sessionmaker, unit_of_work
 from db.tokens import create_token
 from tests.support import cluster as pg_cluster
 from tests.support import postgres
+from tests.support.polling import until
 from tests.support.processes import ROOT, free_port, running, service_env, wait_until_healthy
 from tests.support.tickets import make_ticket
 
@@ -67,15 +67,13 @@ def _assert_unavailable(response: httpx.Response) -> None:
 
 
 def _until_ok(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
-            if httpx.get(f"{url}/api/v1/tickets", timeout=10).status_code == 200:
-                return
+            return httpx.get(f"{url}/api/v1/tickets", timeout=10).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the API did not recover within {timeout}s")
+            return False
+
+    until(answers, timeout, "the API to recover")
 
 
 @needs_cluster

@@ -17,7 +17,7 @@ from db.blobs import LocalBlobStorage
 from db.models.tickets import Ticket
 from db.models.verifications import Verification
 from nirvana.states import VerificationState
-from db.notifications import QueueListener, wait_for_work
+from db.notifications import ChannelListener, wait_for_work
 from db.session import make_engine, make_sessionmaker, unit_of_work
 from tests.factories.tickets import store_queued
 
@@ -210,7 +210,7 @@ def test_concurrent_workers_never_claim_the_same_job(fresh_database_url: str, tm
 def test_listener_wakes_when_a_job_is_queued(fresh_database_url: str, tmp_path: Path) -> None:
     engine = make_engine(fresh_database_url)
     factory = make_sessionmaker(engine)
-    with QueueListener(fresh_database_url) as listener:
+    with ChannelListener(fresh_database_url) as listener:
         assert listener.wait(0.2) is False
         with unit_of_work(factory) as session:
             store_queued(session, LocalBlobStorage(tmp_path))

@@ -4,13 +4,13 @@ failed or unchecked is ever answered from it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
 
+from tests.support.polling import until
 from tests.support.processes import ServedTicket, uvicorn_with_ticket
 from tests.support.tickets import make_ticket
 
@@ -31,13 +31,13 @@ def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) 
 
 def _wait_until_listening(url: str) -> None:
     """The listener connects in the background; until it does, nothing is cached."""
-    deadline = time.monotonic() + NOTICE_SECONDS
-    while time.monotonic() < deadline:
-        httpx.get(f"{url}/api/v1/architectures/conv2?task=digits", timeout=30)
-        if httpx.get(f"{url}/api/v1/architectures/conv2?task=digits", timeout=30).headers.get("x-cache") == "hit":
-            return
-        time.sleep(0.1)
-    raise AssertionError("the read cache never started answering")
+    path = f"{url}/api/v1/architectures/conv2?task=digits"
+
+    def answered_from_memory() -> bool:
+        httpx.get(path, timeout=30)
+        return httpx.get(path, timeout=30).headers.get("x-cache") == "hit"
+
+    until(answered_from_memory, NOTICE_SECONDS, "the read cache to start answering")
 
 
 def test_a_repeated_anonymous_read_is_answered_from_memory(service: ServedTicket) -> None:
@@ -60,10 +60,8 @@ def test_a_change_committed_by_someone_else_is_read_without_waiting_for_anything
     # A write the API never sees (as a worker's or an operator's would be).
     with psycopg.connect(service.database_url.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute("UPDATE tickets SET title = 'renamed elsewhere' WHERE id = %s", (service.ticket["id"],))
-    deadline = time.monotonic() + NOTICE_SECONDS
-    while httpx.get(detail, timeout=30).json()["title"] != "renamed elsewhere":
-        assert time.monotonic() < deadline, "the cache kept answering what the database no longer holds"
-        time.sleep(0.05)
+    until(lambda: httpx.get(detail, timeout=30).json()["title"] == "renamed elsewhere", NOTICE_SECONDS,
+          "the cache to stop answering what the database no longer holds")  # fmt: skip
 
 
 def test_a_write_through_the_api_is_read_back_at_once(service: ServedTicket) -> None:

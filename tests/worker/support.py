@@ -1,11 +1,9 @@
-"""What the worker tests share: starting real worker processes, queueing jobs, waiting."""
+"""What the worker tests share: starting real worker processes, queueing jobs."""
 
 from __future__ import annotations
 
 import multiprocessing
-import time
 import uuid
-from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -33,16 +31,6 @@ def job_row(factory: sessionmaker[Session], vid: uuid.UUID) -> Verification:
         row = session.get(Verification, vid)
         assert row is not None
         return row
-
-
-def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def alive(pid: int) -> bool:

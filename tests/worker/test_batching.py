@@ -18,7 +18,8 @@ from db.blobs import LocalBlobStorage
 from db.queue import enqueue_verification
 from db.session import unit_of_work
 from tests.factories.tickets import TINY_RECIPE, store_queued
-from tests.worker.support import HEARTBEAT, Workers, alive, job_row, until
+from tests.worker.support import HEARTBEAT, Workers, alive, job_row
+from tests.support.polling import until
 from worker.child import DEFAULT_ENTRY
 from worker.main import run_worker
 from worker.settings import WorkerSettings

@@ -17,7 +17,8 @@ from db.blobs import LocalBlobStorage
 from db.models.tickets import Ticket
 from db.session import unit_of_work
 from tests.factories.tickets import store_queued
-from tests.worker.support import HEARTBEAT, Workers, alive, job_row, queue_job, until
+from tests.worker.support import HEARTBEAT, Workers, alive, job_row, queue_job
+from tests.support.polling import until
 from worker.child import DEFAULT_ENTRY
 from worker.main import run_worker
 from worker.settings import WorkerSettings

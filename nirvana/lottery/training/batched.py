@@ -48,6 +48,7 @@ from nirvana.lottery.training.loop import (
     early_stop,
     eval_steps,
     make_optimizer,
+    set_learning_rate,
 )
 from nirvana.lottery.training.recipes import Recipe
 
@@ -226,9 +227,7 @@ def train_batched(
             on_progress(step, recipe.steps)
         if step == recipe.steps:
             break
-        if not recipe.constant_lr:
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * recipe.lr_factor(step)
+        set_learning_rate(optimizer, recipe, step)
         idx = torch.stack([s.next() for s in samplers])
         x = x_train[idx]
         if augments is not None:

@@ -132,6 +132,14 @@ def make_optimizer(model: nn.Module | Iterable[torch.Tensor], recipe: Recipe) ->
     return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused or None)
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, recipe: Recipe, step: int) -> None:
+    """The recipe's schedule at ``step`` (warmup, milestones), on every parameter group;
+    nothing for a constant rate."""
+    if not recipe.constant_lr:
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr * recipe.lr_factor(step)
+
+
 class BatchSampler:
     """Epoch-wise permutations from a seeded CPU generator; yields index tensors on ``device``."""
 
@@ -305,9 +313,7 @@ def train(
             on_progress(step, recipe.steps)
         if step == recipe.steps:
             break
-        if not recipe.constant_lr:
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * recipe.lr_factor(step)
+        set_learning_rate(optimizer, recipe, step)
         idx = sampler.next()
         # index_select: the copy x_train[idx] makes, in half the CPU time.
         x = x_train.index_select(0, idx)
