@@ -286,6 +286,7 @@ def _run_uvicorn(
     # the peer; api.callers reads it only from NIRVANA_TRUSTED_PROXIES.
     options: dict[str, Any] = {
         "log_config": uvicorn_log_config(), "access_log": False, "timeout_graceful_shutdown": 5, "proxy_headers": False,
+        "loop": "asyncio",
     }  # fmt: skip
     if api_workers <= 1:
         from api.app import create_app
