@@ -7,7 +7,8 @@ from pydantic import ValidationError
 from nirvana.lottery.models.architectures import build_model, describe
 from nirvana.lottery.pruning.masks import dense_mask
 from nirvana.lottery.data.tasks import TaskData, TaskSpec
-from nirvana.lottery.training.loop import BatchSampler, make_optimizer, train
+from nirvana.lottery.training.loop import BatchSampler, train
+from nirvana.lottery.training.optimizers import OptimizerStep, make_optimizer
 from nirvana.lottery.training.recipes import Recipe
 
 
@@ -77,6 +78,50 @@ def test_cpu_optimizer_is_fused_and_steps_like_torchs_default(small_init: dict[s
         plain.step()
     for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("recipe", [
+    Recipe(lr=1e-3, weight_decay=1e-4, batch_size=8, steps=6),
+    Recipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=8, steps=6),
+    Recipe(optimizer="sgd", lr=0.05, momentum=0.0, batch_size=8, steps=6),
+])
+def test_lean_optimizer_step_is_bitwise_optimizer_step(small_init: dict[str, torch.Tensor], recipe: Recipe) -> None:
+    """OptimizerStep makes optimizer.step()'s updates bit for bit, follows a changed
+    learning rate, and leaves the optimizer's state the tensors it updated."""
+    a, b = model_from(small_init), model_from(small_init)
+    lean_optimizer, torch_optimizer = make_optimizer(a, recipe), make_optimizer(b, recipe)
+    lean = OptimizerStep(lean_optimizer)
+    assert lean.kind == recipe.optimizer
+    g = torch.Generator().manual_seed(0)
+    for step in range(recipe.steps):
+        for group in (*lean_optimizer.param_groups, *torch_optimizer.param_groups):
+            group["lr"] = recipe.lr / (1 + step)
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            pa.grad = torch.randn(pa.shape, generator=g)
+            pb.grad = pa.grad.clone()
+        lean.step()
+        torch_optimizer.step()
+    assert lean._state is not None  # the later steps took the lean path
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb), name
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        for key, value in torch_optimizer.state[pb].items():
+            assert torch.equal(lean_optimizer.state[pa][key], value), key
+
+
+def test_lean_optimizer_step_falls_back_without_gradients(small_init: dict[str, torch.Tensor]) -> None:
+    """A parameter without a gradient (frozen this step) takes optimizer.step(), which skips it."""
+    a, b = model_from(small_init), model_from(small_init)
+    recipe = Recipe(lr=1e-3, batch_size=8, steps=3)
+    lean, plain = OptimizerStep(make_optimizer(a, recipe)), make_optimizer(b, recipe)
+    for step in range(recipe.steps):
+        for i, (pa, pb) in enumerate(zip(a.parameters(), b.parameters(), strict=True)):
+            pa.grad = None if (step == 2 and i == 0) else torch.full(pa.shape, 0.5)
+            pb.grad = None if pa.grad is None else pa.grad.clone()
+        lean.step()
+        plain.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
 
 
 def test_data_seed_changes_the_run(digits: TaskData, small_init: dict[str, torch.Tensor]) -> None:

@@ -47,9 +47,8 @@ from nirvana.lottery.training.loop import (
     _mask_pairs,
     early_stop,
     eval_steps,
-    make_optimizer,
-    set_learning_rate,
 )
+from nirvana.lottery.training.optimizers import OptimizerStep, make_optimizer, set_learning_rate
 from nirvana.lottery.training.recipes import Recipe
 
 if TYPE_CHECKING:
@@ -209,6 +208,7 @@ def train_batched(
     x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
 
     optimizer = make_optimizer(stack.params.values(), recipe)
+    optimizer_step = OptimizerStep(optimizer)
     samplers = [BatchSampler(x_train.shape[0], recipe.batch_size, r.data_seed, dev) for r in recipes]
     augments = [_Augmenter(x_train, r) for r in recipes] if recipe.augment == "crop-flip" else None
     evals = set(eval_steps(recipe.steps, eval_every))
@@ -239,7 +239,7 @@ def train_batched(
         loss: torch.Tensor = per_run.view(y.shape).mean(dim=1).sum()
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
-        optimizer.step()
+        optimizer_step.step()
         _zero_pruned(pairs)
 
     stack.write_back(models)

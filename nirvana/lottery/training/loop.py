@@ -14,8 +14,8 @@ Contract of ``train`` (what verification results depend on):
   zero (``== 0``; a negative weight times 0 is ``-0.0``) at every step boundary (the
   optimizer may move them within a step; we undo it). A float multiply, because
   ``masked_fill_`` with a bool mask measured 20x slower on the CPU (15% of a step).
-- Optimizer: ``make_optimizer`` (on the CPU torch's fused Adam or SGD: one kernel call
-  a step for all parameters).
+- Optimizer: ``optimizers.make_optimizer`` (on the CPU torch's fused Adam or SGD: one
+  kernel call a step for all parameters), stepped by ``optimizers.OptimizerStep``.
 - Learning rate: ``lr * warmup(step) * schedule(step)``; warmup is linear from
   ``lr/warmup_steps`` to ``lr``; ``step`` multiplies by ``gamma`` at each milestone,
   ``cosine`` anneals to 0 at ``steps``.
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -60,6 +60,7 @@ from torch import nn
 
 from nirvana.lottery.errors import InvalidRecipeError
 from nirvana.lottery.pruning.masks import mask_pairs
+from nirvana.lottery.training.optimizers import OptimizerStep, make_optimizer, set_learning_rate
 from nirvana.lottery.training.recipes import Recipe
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUGMENT_PAD", "EVAL_BATCH", "EVAL_POINTS", "BatchSampler", "EarlyStop", "TrainResult",
-    "augment_seed", "crop_flip", "early_stop", "eval_steps", "evaluate", "make_optimizer", "pad_fill", "train",
+    "augment_seed", "crop_flip", "early_stop", "eval_steps", "evaluate", "pad_fill", "train",
 ]
 
 #: Eval batch size: eval is inference only, so big batches amortise per-call overhead.
@@ -107,37 +108,6 @@ class TrainResult:
     def accuracy_at_init(self) -> float:
         """Test accuracy before the first step (``curve[0]``)."""
         return self.curve[0][1]
-
-
-def make_optimizer(model: nn.Module | Iterable[torch.Tensor], recipe: Recipe) -> torch.optim.Optimizer:
-    """The recipe's optimizer over all of ``model``'s parameters (or over the tensors given).
-
-    On the CPU (every tensor a float on the CPU) it is torch's fused kernel: one call
-    a step for all tensors. Torch's CPU default is a Python loop of a few elementwise ops
-    per tensor, and its Adam takes a ``sqrt`` that measured 4-8x slower on zeros, which
-    the second moment is full of under a sparse mask. The fused kernels compute the same
-    update, rounded differently on some elements (an ulp), and are as repeatable.
-    Elsewhere (CUDA) torch's default.
-    """
-    params = list(model.parameters()) if isinstance(model, nn.Module) else list(model)
-    fused = bool(params) and all(p.device.type == "cpu" and p.is_floating_point() for p in params)
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=recipe.lr,
-            momentum=recipe.momentum,
-            weight_decay=recipe.weight_decay,
-            fused=fused or None,
-        )
-    return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused or None)
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, recipe: Recipe, step: int) -> None:
-    """The recipe's schedule at ``step`` (warmup, milestones), on every parameter group;
-    nothing for a constant rate."""
-    if not recipe.constant_lr:
-        for group in optimizer.param_groups:
-            group["lr"] = recipe.lr * recipe.lr_factor(step)
 
 
 class BatchSampler:
@@ -292,6 +262,7 @@ def train(
     _zero_pruned(pairs)
 
     optimizer = make_optimizer(model, recipe)
+    optimizer_step = OptimizerStep(optimizer)
     sampler = BatchSampler(x_train.shape[0], recipe.batch_size, recipe.data_seed, dev)
     augment = _Augmenter(x_train, recipe) if recipe.augment == "crop-flip" else None
     evals = set(eval_steps(recipe.steps, eval_every))
@@ -322,7 +293,7 @@ def train(
         for p in params:  # optimizer.zero_grad(set_to_none=True) without its profiler range
             p.grad = None
         torch.autograd.backward(loss)
-        optimizer.step()
+        optimizer_step.step()
         _zero_pruned(pairs)
 
     return TrainResult(
