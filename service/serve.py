@@ -283,7 +283,11 @@ def _run_uvicorn(
     from service.logs import uvicorn_log_config
 
     # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback and rewrite
-    # the peer; api.callers reads it only from NIRVANA_TRUSTED_PROXIES.
+    # the peer; api.callers reads it only from NIRVANA_TRUSTED_PROXIES. loop="asyncio",
+    # never uvloop: with the process saturated, uvloop admitted new connections one per
+    # loop pass, so 50 clients connecting at once waited up to 0.6 s for a first answer
+    # that took 0.1 ms to compute; asyncio's loop accepts them all in one pass, at
+    # 5-20% less peak throughput (bench/api_load.py, docs/operations.md "Under load").
     options: dict[str, Any] = {
         "log_config": uvicorn_log_config(), "access_log": False, "timeout_graceful_shutdown": 5, "proxy_headers": False,
         "loop": "asyncio",

@@ -3,6 +3,7 @@ it, and export to ONNX with the same outputs under onnxruntime."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,26 @@ def test_a_full_mask_compacts_to_the_same_network_without_gathers(arch: str, sha
     mask = {n: torch.ones_like(t, dtype=torch.bool) for n, t in init.items() if n.endswith("weight")}
     small = compact(arch, shape, 10, init, mask, for_training=True)
     model = small.module()
-    assert not model.select_input and not model.select_flat
+    assert not model.picks_inputs and not model.picks_flat
     assert small.parameters == sum(t.numel() for t in init.values())
     x = torch.randn(4, *shape)
     torch.testing.assert_close(model(x), _masked_model(arch, shape, init, mask)(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("arch", "shape", "density"), [("lenet_300_100", (1, 28, 28), 0.02), ("conv2", (3, 8, 8), 0.02)])
+def test_inputs_selected_once_give_the_same_outputs(arch: str, shape: tuple[int, ...], density: float) -> None:
+    """A net built with inputs_selected reads select_inputs' answer and computes what
+    the picking net computes from the full inputs; the pick drops some inputs."""
+    init, mask = _ticket(arch, shape, density)
+    small = compact(arch, shape, 10, init, mask, for_training=True)
+    picking, picked = small.module(), small.module(inputs_selected=True)
+    assert not picked.picks_inputs
+    x = torch.randn(16, *shape)
+    selected = picking.select_inputs(x)
+    assert selected.shape[1] == len(small.config["input_index"])
+    if not arch.startswith("conv"):  # a 2% MLP reads only some of its 784 input features
+        assert selected.shape[1] < math.prod(shape)
+    assert torch.equal(picked(selected), picking(x))
 
 
 def test_for_training_the_compact_model_trains_like_the_masked_one() -> None:

@@ -29,7 +29,7 @@ import importlib
 import importlib.util
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -83,6 +83,14 @@ class TaskData:
     fingerprint: str
     x_val: torch.Tensor
     y_val: torch.Tensor
+
+    def with_inputs(self, select: Callable[[torch.Tensor], torch.Tensor]) -> TaskData:
+        """The same task with ``select`` applied once to each split's inputs (e.g. a
+        compact model's ``select_inputs``: the features it reads, gathered once
+        instead of from every batch); labels and fingerprint unchanged."""
+        return replace(
+            self, x_train=select(self.x_train), x_val=select(self.x_val), x_test=select(self.x_test)
+        )
 
 
 @dataclass(frozen=True)

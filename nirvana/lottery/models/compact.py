@@ -48,13 +48,15 @@ class CompactNet(nn.Module):
     """Convs (3x3, padding 1, ReLU, 2x2 max-pool where ``pool``), then ReLU linears.
 
     ``input_index`` picks flat input features (no convs) or input channels; ``flatten_index``
-    picks the flattened conv features that ``fc1`` reads.
+    picks the flattened conv features that ``fc1`` reads. With ``inputs_selected`` the
+    net takes what ``select_inputs`` returns (the pick made once, e.g. on a whole
+    training set) instead of picking from every batch.
     """
 
     input_index: torch.Tensor
     flatten_index: torch.Tensor
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], *, inputs_selected: bool = False) -> None:
         super().__init__()
         self.config = dict(config)
         self.register_buffer("input_index", torch.tensor(config["input_index"], dtype=torch.long), persistent=False)
@@ -62,41 +64,47 @@ class CompactNet(nn.Module):
         self.pools = list(config.get("pool", []))
         # An index that keeps every feature in order is skipped: a gather costs time.
         full_inputs = config["input_shape"][0] if self.pools else math.prod(config["input_shape"])
-        self.select_input = config["input_index"] != list(range(full_inputs))
+        self.picks_inputs = not inputs_selected and config["input_index"] != list(range(full_inputs))
         c = len(config["input_index"])
         for i, out in enumerate(config.get("convs", [])):
             setattr(self, f"conv{i + 1}", nn.Conv2d(c, out, kernel_size=3, padding=1))
             c = out
         flat = c * int(config.get("flatten_positions", 0))
-        self.select_flat = bool(self.pools) and config["flatten_index"] != list(range(flat))
+        self.picks_flat = bool(self.pools) and config["flatten_index"] != list(range(flat))
         sizes = [len(config["flatten_index"]) if self.pools else c, *config["linears"]]
         for i in range(len(sizes) - 1):
             setattr(self, f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
         self.fc_depth = len(sizes) - 1
 
+    def select_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The inputs the first layer reads: ``x``'s picked channels (convs) or flat
+        features (no convs); ``x`` batched in the full input shape."""
+        if self.pools:
+            return x.index_select(1, self.input_index)
+        return x.flatten(1).index_select(1, self.input_index)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pools:
-            x = x.index_select(1, self.input_index) if self.select_input else x
+            x = self.select_inputs(x) if self.picks_inputs else x
             for i, pool in enumerate(self.pools):
                 x = F.relu(getattr(self, f"conv{i + 1}")(x))
                 if pool:
                     x = F.max_pool2d(x, kernel_size=2, stride=2)
             x = x.flatten(1)
-            x = x.index_select(1, self.flatten_index) if self.select_flat else x
+            x = x.index_select(1, self.flatten_index) if self.picks_flat else x
         else:
-            x = x.flatten(1)
-            x = x.index_select(1, self.input_index) if self.select_input else x
+            x = self.select_inputs(x) if self.picks_inputs else x.flatten(1)
         for i in range(1, self.fc_depth):
             x = F.relu(getattr(self, f"fc{i}")(x))
         out: torch.Tensor = getattr(self, f"fc{self.fc_depth}")(x)
         return out
 
 
-def build_compact(config: Mapping[str, Any]) -> CompactNet:
+def build_compact(config: Mapping[str, Any], *, inputs_selected: bool = False) -> CompactNet:
     """The module a compact ``config`` describes (weights uninitialised: load them)."""
     if config.get("format") != CONFIG_FORMAT:
         raise CompactUnsupportedError(f"not a compact model config (format {config.get('format')!r})")
-    return CompactNet(config)
+    return CompactNet(config, inputs_selected=inputs_selected)
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,9 @@ class CompactModel:
     state: dict[str, torch.Tensor]
     mask: dict[str, torch.Tensor]
 
-    def module(self) -> CompactNet:
-        model = build_compact(self.config)
+    def module(self, *, inputs_selected: bool = False) -> CompactNet:
+        """The model with these weights; ``inputs_selected``: see ``CompactNet``."""
+        model = build_compact(self.config, inputs_selected=inputs_selected)
         model.load_state_dict(self.state, strict=True)
         return model
 
