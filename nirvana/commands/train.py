@@ -4,8 +4,9 @@ it with the verified accuracy and with dense training, measured in the same run.
 The ticket trains as its compact model (``nirvana.lottery.models.compact``, made with
 ``for_training=True``, so exactly the masked network's training) where the architecture
 has one, else as the masked network. The compact model's inputs are gathered from the
-data once (the features it reads), not from every batch; its time counts that. The dense network then trains from the same init
-under the same recipe, so the two times are comparable.
+data once (the features it reads), not from every batch; its time counts that. The
+dense network then trains from the same init under the same recipe, so the two times
+are comparable.
 """
 
 from __future__ import annotations
