@@ -117,31 +117,41 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _stored_file(kind: Literal["mask", "init"], form: Form, digests: BlobDigests) -> tuple[str, str] | None:
+    """(sha256, download name) of ``kind`` in ``form`` as ``digests`` know it; None for
+    a compact file not derived yet."""
+    if form == "dense":
+        return (digests.mask_sha256 if kind == "mask" else digests.init_sha256), f"{kind}.safetensors"
+    if COMPACT[kind] != form:
+        raise ProblemError(422, "invalid_format", f"the {kind} comes as dense or {COMPACT[kind]}, not {form}")
+    sha = digests.mask_packed_sha256 if kind == "mask" else digests.init_kept_sha256
+    return None if sha is None else (sha, f"{kind}.{form}.safetensors")
+
+
 def _file(kind: Literal["mask", "init"], form: Form, ref: str, request: Request, session: SessionDep,
           storage: StorageDep) -> tuple[str, str]:
     """(sha256, download name) of ``kind`` in ``form``. Dense files and compact files
     already stored are answered from the per-process cache; a compact file not yet
     derived is derived once (``api.forms``) and the cache entry renewed."""
     digests = _digests(request, session, ref)
-    if form == "dense":
-        return (digests.mask_sha256 if kind == "mask" else digests.init_sha256), f"{kind}.safetensors"
-    if COMPACT[kind] != form:
-        raise ProblemError(422, "invalid_format", f"the {kind} comes as dense or {COMPACT[kind]}, not {form}")
-    sha = digests.mask_packed_sha256 if kind == "mask" else digests.init_kept_sha256
-    if sha is None:
-        sha, _ = form_sha(session, storage, ticket_or_404(session, digests.ticket_id), kind, form)
-        cache: DigestCache = request.app.state.digest_cache
-        cache.forget(digests.ticket_id)
+    stored = _stored_file(kind, form, digests)
+    if stored is not None:
+        return stored
+    sha, _ = form_sha(session, storage, ticket_or_404(session, digests.ticket_id), kind, form)
+    cache: DigestCache = request.app.state.digest_cache
+    cache.forget(digests.ticket_id)
     return sha, f"{kind}.{form}.safetensors"
 
 
 async def _download(kind: Literal["mask", "init"], ref: str, request: Request, session: SessionDep,
                     storage: StorageDep, form: Form = "dense") -> Response:
-    cached = request.app.state.digest_cache.get(ref) if form == "dense" else None
-    if cached is not None:  # the common case: no thread, no query
-        sha, filename = (cached.mask_sha256 if kind == "mask" else cached.init_sha256), f"{kind}.safetensors"
-    else:
-        sha, filename = await run_in_threadpool(_file, kind, form, ref, request, session, storage)
+    cache: DigestCache = request.app.state.digest_cache
+    cached = cache.get(ref) if form == "dense" else None
+    # The common case, a dense file of a ticket seen before: no thread, no query.
+    stored = _stored_file(kind, form, cached) if cached is not None else None
+    if stored is None:
+        stored = await run_in_threadpool(_file, kind, form, ref, request, session, storage)
+    sha, filename = stored
     etag = f'"{sha}"'
     headers = {
         "ETag": etag,

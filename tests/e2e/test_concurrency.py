@@ -25,7 +25,6 @@ CONCURRENT = 200
 BOUND_SECONDS = 20.0
 
 
-
 @pytest.fixture
 def seeded(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A real uvicorn with a 4-connection pool and three tickets; yields (url, tickets)."""

@@ -25,7 +25,6 @@ pytestmark = pytest.mark.e2e
 RECIPE = Recipe(optimizer="adam", lr=3e-3, batch_size=64, steps=150, data_seed=0)
 
 
-
 def _imp_ticket(folder: Path) -> Path:
     config = SearchConfig(architecture="lenet_64_32", recipe=RECIPE, levels=2, rate=0.5, seed=3)
     levels = search_ticket(config, load_task("digits"))

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVATION_FACTOR", "MEMORY_FRACTION", "Execution", "ExecutionOptions", "RunInput",
-    "batch_sizes", "choose_batched", "per_run_bytes", "train_many",
+    "activation_numel", "batch_sizes", "choose_batched", "per_run_bytes", "train_many",
 ]
 
 Batching = Literal["auto", "on", "off"]
@@ -119,7 +119,7 @@ def choose_batched(batching: Batching, device: torch.device, model: nn.Module) -
     return True, "auto: matmul-only networks on the CPU batch"
 
 
-def _activation_numel(model: nn.Module, input_shape: tuple[int, ...], largest: bool = False) -> int:
+def activation_numel(model: nn.Module, input_shape: tuple[int, ...], largest: bool = False) -> int:
     """Elements every leaf module outputs for one input, summed (or the largest one
     output's, with ``largest``); a meta-device forward pass."""
     meta = copy.deepcopy(model).to("meta")
@@ -144,7 +144,7 @@ def per_run_bytes(model: nn.Module, input_shape: tuple[int, ...], recipe: Recipe
     """Planned bytes of one run in a batch (see the module docstring)."""
     param_bytes = sum(p.numel() for p in model.parameters()) * 4
     moments = 2 if recipe.optimizer == "adam" else (1 if recipe.momentum > 0 else 0)
-    activations = ACTIVATION_FACTOR * recipe.batch_size * _activation_numel(model, input_shape) * 4
+    activations = ACTIVATION_FACTOR * recipe.batch_size * activation_numel(model, input_shape) * 4
     return param_bytes * (2 + moments) + activations
 
 

@@ -42,7 +42,7 @@ from torch import nn
 
 from nirvana.lottery.data.tasks import TaskData
 from nirvana.lottery.training.batched import StackedModels
-from nirvana.lottery.training.execution import _activation_numel, batch_sizes, free_bytes
+from nirvana.lottery.training.execution import activation_numel, batch_sizes, free_bytes
 from nirvana.lottery.training.loop import EVAL_BATCH, evaluate
 
 #: Interpolation points, ends included (the paper uses 30; at least 11).
@@ -126,7 +126,7 @@ def _point_groups(model: nn.Module, a: State, points: int, bn_x: torch.Tensor) -
     """How many points each stacked group holds (module docstring, Memory)."""
     per_point = 2 * sum(v.numel() * v.element_size() for v in a.values())
     if _bn_layers(model) and bn_x.shape[0] > 0:
-        largest = _activation_numel(model, tuple(bn_x.shape[1:]), largest=True)
+        largest = activation_numel(model, tuple(bn_x.shape[1:]), largest=True)
         per_point += INFERENCE_FACTOR * min(EVAL_BATCH, bn_x.shape[0]) * largest * 4
     return batch_sizes(points, per_point, free_bytes(bn_x.device), None)
 
